@@ -1,0 +1,20 @@
+"""geneval: honest, comparable evaluation of deep generative models.
+
+    from geneval import fid, inception_score, kid          # pure functions of features / statistics
+    from geneval import score                              # end to end: samples, reference → Record
+"""
+
+__version__ = "0.1.0"
+
+from geneval.metrics import fid, inception_score, kid  # noqa: E402
+from geneval.stats import GaussianStats  # noqa: E402
+
+
+def score(samples, ref=None, **kwargs):
+    """End-to-end scoring; see ``geneval.evaluate.score``. Imported lazily to keep ``import geneval`` light."""
+    from geneval.evaluate import score as _score
+
+    return _score(samples, ref, **kwargs)
+
+
+__all__ = ["GaussianStats", "fid", "inception_score", "kid", "score", "__version__"]

@@ -1,0 +1,197 @@
+"""``score(samples, ref)``: sources → extractor → statistics (reference side cached) → metrics → Record.
+
+This is the one function behind ``geneval score`` and the Python API's end-to-end call. The metrics
+themselves live in ``geneval.metrics`` and know nothing of files, extractors or caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from geneval import cache, metrics
+from geneval.errors import GenevalInputError
+from geneval.extract import FeatureSet, extract_features
+from geneval.features import EXTRACTORS
+from geneval.features.base import FeatureExtractor
+from geneval.results import Record, Result
+from geneval.sources import Source, open_source
+from geneval.stats_io import is_stats_file, read_stats_npz
+
+log = logging.getLogger(__name__)
+
+INCEPTION = "inception-v3-fid"
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How to measure. Every field ends up in the record's provenance."""
+
+    metrics: tuple[str, ...] = ("fid", "is", "kid")
+    features: str | None = None  # extractor name; None: chosen from the reference (see default_extractor)
+    mode: str | None = None  # extractor preprocessing mode; None: the extractor's default
+    weights: str | None = None
+    num: int | None = None  # generated samples to use (first N); None: all
+    num_ref: int | None = None
+    batch_size: int = 64
+    seed: int = 2020  # KID subset draws (torch-fidelity's default seed)
+    kid_subsets: int = 100
+    kid_subset_size: int | None = None
+    is_splits: int = 10
+    is_shuffle_seed: int | None = None
+    use_cache: bool = True
+    progress: bool = True
+    device: str = "cpu"
+
+
+def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range=None, resize=None, **kwargs) -> Record:
+    """Score ``samples`` against ``ref`` (each anything ``open_source`` accepts; ``ref`` may be a mu/sigma .npz).
+
+    Keyword arguments not given in ``options`` are ScoreOptions fields, e.g. ``score(x, "cifar10:train",
+    metrics=("fid",), num=10_000)``.
+    """
+    opts = options or ScoreOptions(**kwargs)
+    if options is not None and kwargs:
+        raise TypeError("pass either options= or keyword options, not both")
+    specs = [metrics.METRICS.get(name) for name in opts.metrics]
+    if not specs:
+        raise GenevalInputError("no metrics requested; expected some of " + ", ".join(metrics.METRICS.names()))
+    if any(spec.needs_reference for spec in specs) and ref is None:
+        needing = [s.name for s in specs if s.needs_reference]
+        raise GenevalInputError(f"metrics {', '.join(needing)} need a reference (--ref)")
+
+    started = time.perf_counter()
+    extractor_name = opts.features or default_extractor(ref)
+    extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
+    gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num)
+    gen_layers = tuple(dict.fromkeys(extractor.default_layer(s.name) for s in specs))
+    ref_layers = tuple(dict.fromkeys(extractor.default_layer(s.name) for s in specs if s.needs_reference))
+
+    warnings: list[str] = []
+    ref_set, ref_info = (None, {})
+    if ref_layers:
+        needs_ref_features = any(s.reference_needs_features for s in specs)
+        ref_set, ref_info = reference_features(ref, extractor, ref_layers, opts, needs_features=needs_ref_features)
+    gen_hash = hashlib.sha256()
+    gen_set = extract_features(
+        gen_source, extractor, gen_layers, batch_size=opts.batch_size, progress=opts.progress,
+        desc="generated features", content_hash=gen_hash,
+    )
+
+    results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings) for spec in specs]
+    provenance = {
+        "geneval_version": _version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "extractor": {**extractor.info.as_dict(), "layers": {s.name: extractor.default_layer(s.name) for s in specs}},
+        "samples": {**gen_source.describe(), "pixels_sha256": gen_hash.hexdigest(), "count": gen_set.count},
+        "reference": ref_info,
+        "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache")},
+        "software": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
+    return Record(results=results, provenance=provenance, warnings=warnings)
+
+
+def default_extractor(ref) -> str:
+    """The domain classifier of a named embedded dataset (``fashion-mnist:test`` → ``fashion-mnist-cnn``)
+    when one is registered; otherwise the FID-Inception network."""
+    if isinstance(ref, str):
+        try:
+            from geneval.datasets import default_extractor_for
+        except ImportError:
+            return INCEPTION
+        name = default_extractor_for(ref)
+        if name is not None and name in EXTRACTORS:
+            return name
+    return INCEPTION
+
+
+def build_extractor(name: str, *, mode: str | None, weights: str | None, device: str) -> FeatureExtractor:
+    factory = EXTRACTORS.get(name)
+    kwargs = {"weights": weights, "device": device}
+    if mode is not None:
+        kwargs["mode"] = mode
+    return factory(**kwargs)
+
+
+def reference_features(ref, extractor, layers, opts: ScoreOptions, *, needs_features: bool) -> tuple[FeatureSet, dict]:
+    """Reference features for ``layers``: from a mu/sigma file, the cache, or one extraction pass."""
+    if is_stats_file(ref):
+        return _reference_from_stats_file(ref, extractor, layers, needs_features=needs_features)
+    source: Source = open_source(ref, num=opts.num_ref)
+    count = len(source)
+    info = {**source.describe(), "count": count}
+    base = {**extractor.info.as_dict(), "count": count}
+    if opts.use_cache:
+        fingerprint = source.fingerprint()
+        info["fingerprint"] = fingerprint
+        keys = {layer: {**base, "source_fingerprint": fingerprint, "layer": layer} for layer in layers}
+        cached = cache.load_feature_set(keys)
+        if cached is not None:
+            info.update(cache="hit (0 reference feature passes)", feature_passes=0)
+            return cached, info
+    feature_set = extract_features(
+        source, extractor, layers, batch_size=opts.batch_size, progress=opts.progress, desc="reference features"
+    )
+    if opts.use_cache:
+        cache.save_feature_set(keys, feature_set)
+        info.update(cache="miss (1 reference feature pass, now cached)", feature_passes=1)
+    else:
+        info.update(cache="disabled (1 reference feature pass)", feature_passes=1)
+    return feature_set, info
+
+
+def _reference_from_stats_file(path, extractor, layers, *, needs_features: bool) -> tuple[FeatureSet, dict]:
+    stats, provenance = read_stats_npz(path)
+    if needs_features:
+        raise GenevalInputError(f"{path} holds only mu/sigma statistics; KID and k-NN metrics need reference images")
+    recorded = provenance.get("extractor")
+    if recorded is not None and recorded != extractor.info.name:
+        raise GenevalInputError(f"{path} was computed with extractor {recorded!r}; use --features {recorded}")
+    if len(layers) != 1 or stats.dim != extractor.info.layers[layers[0]]:
+        raise GenevalInputError(
+            f"{path}: statistics of dimension {stats.dim} do not fit layer {layers[0]!r} of {extractor.info.name} "
+            f"({extractor.info.layers[layers[0]]})"
+        )
+    info = {"kind": "stats-file", "path": str(path), "count": stats.count, "cache": "statistics file", "feature_passes": 0,
+            "file_provenance": provenance}
+    return FeatureSet(count=stats.count, gaussians={layers[0]: stats}), info
+
+
+def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: ScoreOptions, warnings: list) -> Result:
+    layer = extractor.default_layer(spec.name)
+    label = f"{spec.label} ({extractor.info.name})"
+    details = {"num_gen": gen.count, "num_ref": ref.count if ref is not None and spec.needs_reference else None}
+    std = None
+    if spec.name == "fid":
+        for side, stats in (("generated", gen.gaussian(layer)), ("reference", ref.gaussian(layer))):
+            warning = metrics.fid.check_fid_count(stats, side=side)
+            if warning:
+                warnings.append(warning)
+        value = metrics.fid(gen.gaussian(layer), ref.gaussian(layer))
+    elif spec.name == "kid":
+        size = metrics.kid.resolve_subset_size(opts.kid_subset_size, gen.count, ref.count)
+        estimate = metrics.kid(gen.features[layer], ref.features[layer], subsets=opts.kid_subsets,
+                               subset_size=size, seed=opts.seed)
+        value, std = estimate.mean, estimate.std
+        details.update(subsets=opts.kid_subsets, subset_size=size, seed=opts.seed, kernel="(x·y/d + 1)^3")
+    elif spec.name == "is":
+        estimate = metrics.inception_score(gen.features[layer], splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed)
+        value, std = estimate.mean, estimate.std
+        details.update(splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed, split_values=list(estimate.values))
+    else:  # pragma: no cover - METRICS and this dispatch are edited together
+        raise AssertionError(spec.name)
+    return Result(spec.name, label, value, std, spec.higher_is_better, layer, details)
+
+
+def _version() -> str:
+    from geneval import __version__
+
+    return __version__

@@ -1,0 +1,70 @@
+"""Run a feature extractor over a source: batches of uint8 in, float features and float64 statistics out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from geneval.features.base import FeatureExtractor
+from geneval.stats import GaussianStats
+
+
+@dataclass
+class FeatureSet:
+    """Features of one set of images for some layers of one extractor.
+
+    ``features[layer]`` is float32 ``[N, D]`` (kept for KID, IS, k-NN metrics); ``gaussians[layer]`` holds the
+    float64 streaming statistics for FID. Either may be missing for a layer read from a mu/sigma file.
+    """
+
+    count: int
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    gaussians: dict[str, GaussianStats] = field(default_factory=dict)
+    labels: np.ndarray | None = None
+
+    def gaussian(self, layer: str) -> GaussianStats:
+        if layer not in self.gaussians:
+            self.gaussians[layer] = GaussianStats.from_features(self.features[layer])
+        return self.gaussians[layer]
+
+
+def extract_features(
+    source,
+    extractor: FeatureExtractor,
+    layers: tuple[str, ...],
+    *,
+    batch_size: int = 64,
+    limit: int | None = None,
+    progress: bool = True,
+    desc: str = "features",
+    content_hash=None,
+) -> FeatureSet:
+    """One pass over ``source``: keep every layer's features and stream their Gaussian statistics.
+
+    ``content_hash`` (a hashlib object), if given, is fed every uint8 batch in order, so the record can name
+    the exact pixels that were scored without a second pass.
+    """
+    total = len(source) if limit is None else min(limit, len(source))
+    chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    gaussians = {layer: GaussianStats.empty(extractor.info.layers[layer]) for layer in layers}
+    label_chunks: list[np.ndarray] = []
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        for images, labels in source.batches(batch_size, limit=limit):
+            if content_hash is not None:
+                content_hash.update(images.contiguous().numpy().tobytes())
+            with torch.inference_mode():
+                out = extractor.features(images, layers)
+            for layer in layers:
+                batch_features = out[layer].float().cpu().numpy()
+                chunks[layer].append(batch_features)
+                gaussians[layer].update(batch_features)
+            if labels is not None:
+                label_chunks.append(labels.cpu().numpy().astype(np.int64))
+            bar.update(len(images))
+    features = {layer: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for layer, parts in chunks.items()}
+    count = len(next(iter(features.values()))) if features else 0
+    labels = np.concatenate(label_chunks) if label_chunks else None
+    return FeatureSet(count=count, features=features, gaussians=gaussians, labels=labels)

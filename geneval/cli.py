@@ -1,0 +1,142 @@
+"""The ``geneval`` command line. Results go to stdout, progress bars and logs to stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from geneval.errors import GenevalInputError
+
+
+def _parse_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        height, width = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}; expected HxW, e.g. 32x32") from None
+    return height, width
+
+
+class _UserErrors(click.Group):
+    """Turn a user's mistake into one line on stderr and exit status 2, instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GenevalInputError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_UserErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="geneval")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+def main(verbose: int) -> None:
+    """Measure generative models honestly and comparably.
+
+    \b
+    Examples:
+      geneval score samples/ --ref fashion-mnist:train
+      geneval score samples.npz --ref cifar10:train --features inception-v3-fid --metrics fid,kid --json
+      geneval stats cifar10:train -o cifar10_train_inception.npz
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _common_feature_options(command):
+    options = [
+        click.option("--features", metavar="NAME", default=None,
+                     help="Feature extractor (default: the reference dataset's domain network, else inception-v3-fid)."),
+        click.option("--mode", type=click.Choice(["tf", "pytorch-fid"]), default=None,
+                     help="Inception preprocessing: tf (TTUR/torch-fidelity, default) or pytorch-fid (legacy)."),
+        click.option("--weights", metavar="PATH", default=None, help="Extractor weights file (else $GENEVAL_INCEPTION_WEIGHTS, cache, download)."),
+        click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, metavar="B"),
+        click.option("--no-cache", is_flag=True, help="Do not read or write the reference feature cache."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@main.command()
+@click.argument("samples")
+@click.option("--ref", metavar="REF", default=None,
+              help="Reference: a folder/.npz/.npy/file.h5:dataset, a named dataset like cifar10:train, or a mu/sigma .npz.")
+@click.option("--metrics", "metric_names", default="fid,is,kid", show_default=True, metavar="LIST",
+              help="Comma-separated metrics.")
+@_common_feature_options
+@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N samples.")
+@click.option("--num-ref", type=click.IntRange(2), default=None, metavar="N", help="Use the first N reference images.")
+@click.option("--range", "value_range", type=click.Choice(["0,1", "-1,1", "0,255"]), default=None,
+              help="Value range of float arrays (required for float inputs).")
+@click.option("--resize", metavar="HxW", default=None, help="Resize images of mixed sizes to HxW (PIL bicubic).")
+@click.option("--seed", type=int, default=2020, show_default=True, help="Seed of KID's subset draws.")
+@click.option("--kid-subsets", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--kid-subset-size", type=click.IntRange(2), default=None, help="Default: min(1000, N).")
+@click.option("--is-splits", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the full JSON record on stdout instead of a table.")
+@click.option("-o", "--out", metavar="PATH", default=None, help="Also write the JSON record to PATH.")
+def score(samples, ref, metric_names, features, mode, weights, batch_size, no_cache, quiet, num, num_ref,
+          value_range, resize, seed, kid_subsets, kid_subset_size, is_splits, as_json, out):
+    """Score SAMPLES (a folder, .npz, .npy, file.h5:dataset or named dataset) against --ref.
+
+    \b
+    Examples:
+      geneval score samples/ --ref fashion-mnist:train
+      geneval score fake.npz --ref real_images/ --features inception-v3-fid --weights pt_inception.pth
+      geneval score fake.npy --range -1,1 --ref ref_stats.npz --metrics fid --json
+    """
+    from geneval.atomic import write_text_atomic
+    from geneval.evaluate import ScoreOptions, score as run_score
+
+    options = ScoreOptions(
+        metrics=tuple(m.strip().lower() for m in metric_names.split(",") if m.strip()),
+        features=features, mode=mode, weights=weights, num=num, num_ref=num_ref, batch_size=batch_size,
+        seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, is_splits=is_splits,
+        use_cache=not no_cache, progress=not quiet,
+    )
+    record = run_score(samples, ref, options=options, value_range=value_range, resize=_parse_size(resize))
+    for warning in record.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if out:
+        write_text_atomic(out, record.to_json() + "\n")
+    click.echo(record.to_json() if as_json else record.table())
+
+
+@main.command()
+@click.argument("ref")
+@click.option("-o", "--out", metavar="PATH", required=True, help="Output .npz (mu, sigma, count, provenance).")
+@click.option("--layer", default=None, metavar="NAME", help="Extractor layer (default: the one FID uses).")
+@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N images.")
+@_common_feature_options
+def stats(ref, out, layer, num, features, mode, weights, batch_size, no_cache, quiet):
+    """Write reference statistics of REF (mu, sigma) as a TTUR/pytorch-fid compatible .npz.
+
+    \b
+    Examples:
+      geneval stats cifar10:train -o cifar10_train.npz --features inception-v3-fid
+      geneval stats real_images/ -o real.npz --mode pytorch-fid
+    """
+    from geneval.evaluate import ScoreOptions, build_extractor, default_extractor, reference_features
+    from geneval.stats_io import write_stats_npz
+
+    extractor = build_extractor(features or default_extractor(ref), mode=mode, weights=weights, device="cpu")
+    layer = layer or extractor.default_layer("fid")
+    if layer not in extractor.info.layers:
+        raise GenevalInputError(f"layer {layer!r} is not one of {sorted(extractor.info.layers)}")
+    options = ScoreOptions(num_ref=num, batch_size=batch_size, use_cache=not no_cache, progress=not quiet)
+    feature_set, info = reference_features(ref, extractor, (layer,), options, needs_features=False)
+    provenance = {**extractor.info.as_dict(), "layer": layer, "reference": info}
+    write_stats_npz(out, feature_set.gaussian(layer), provenance)
+    click.echo(json.dumps({"out": out, "count": feature_set.count, "layer": layer, **extractor.info.as_dict(),
+                           "reference_cache": info.get("cache")}))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -13,12 +13,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from geneval.atomic import atomic_path
 from geneval.extract import FeatureSet
 from geneval.stats import GaussianStats
 
@@ -62,10 +62,7 @@ def load_layer(provenance: dict) -> tuple[np.ndarray, GaussianStats, np.ndarray 
 
 def save_layer(provenance: dict, features: np.ndarray, stats: GaussianStats, labels: np.ndarray | None) -> Path:
     path = entry_path(provenance)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".entry.", suffix=".h5.tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as handle:
             handle.attrs["provenance"] = json.dumps({"format_version": FORMAT_VERSION, **provenance}, sort_keys=True)
             handle["features"] = np.asarray(features, np.float32)
@@ -74,10 +71,6 @@ def save_layer(provenance: dict, features: np.ndarray, stats: GaussianStats, lab
             handle["scatter"] = stats.scatter
             if labels is not None:
                 handle["labels"] = labels
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -10,12 +10,11 @@ for ``mu``/``sigma`` are unaffected by the extra keys.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from geneval.atomic import atomic_path
 from geneval.errors import GenevalInputError
 from geneval.stats import GaussianStats
 
@@ -52,20 +51,13 @@ def read_stats_npz(path) -> tuple[GaussianStats, dict]:
 
 def write_stats_npz(path, stats: GaussianStats, provenance: dict) -> Path:
     """Write ``mu``, ``sigma``, ``count`` and provenance atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                mu=stats.mean,
-                sigma=stats.cov,
-                count=np.int64(stats.count),
-                geneval_provenance=np.array(json.dumps(provenance, sort_keys=True)),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        # A file object, not a name: np.savez would append ".npz" to the temporary name.
+        np.savez(
+            handle,
+            mu=stats.mean,
+            sigma=stats.cov,
+            count=np.int64(stats.count),
+            geneval_provenance=np.array(json.dumps(provenance, sort_keys=True)),
+        )
+    return Path(path)

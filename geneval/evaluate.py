@@ -155,7 +155,8 @@ def _reference_from_stats_file(path, extractor, layers, *, needs_features: bool)
     recorded = provenance.get("extractor")
     if recorded is not None and recorded != extractor.info.name:
         raise GenevalInputError(f"{path} was computed with extractor {recorded!r}; use --features {recorded}")
-    if len(layers) != 1 or stats.dim != extractor.info.layers[layers[0]]:
+    expected_dim = extractor.info.layers[layers[0]]
+    if len(layers) != 1 or (expected_dim > 0 and stats.dim != expected_dim):
         raise GenevalInputError(
             f"{path}: statistics of dimension {stats.dim} do not fit layer {layers[0]!r} of {extractor.info.name} "
             f"({extractor.info.layers[layers[0]]})"

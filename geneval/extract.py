@@ -49,7 +49,7 @@ def extract_features(
     """
     total = len(source) if limit is None else min(limit, len(source))
     chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    gaussians = {layer: GaussianStats.empty(extractor.info.layers[layer]) for layer in layers}
+    gaussians: dict[str, GaussianStats] = {}
     label_chunks: list[np.ndarray] = []
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
         for images, labels in source.batches(batch_size, limit=limit):
@@ -60,6 +60,8 @@ def extract_features(
             for layer in layers:
                 batch_features = out[layer].float().cpu().numpy()
                 chunks[layer].append(batch_features)
+                if layer not in gaussians:  # dimension known from the first batch (some layers depend on input size)
+                    gaussians[layer] = GaussianStats.empty(batch_features.shape[1])
                 gaussians[layer].update(batch_features)
             if labels is not None:
                 label_chunks.append(labels.cpu().numpy().astype(np.int64))

@@ -6,7 +6,6 @@ themselves live in ``geneval.metrics`` and know nothing of files, extractors or 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
 import time
@@ -21,8 +20,11 @@ from geneval.errors import GenevalInputError
 from geneval.extract import FeatureSet, extract_features
 from geneval.features import EXTRACTORS
 from geneval.features.base import FeatureExtractor
+from geneval.metrics.fid import check_fid_count
+from geneval.metrics.kid import resolve_subset_size
 from geneval.results import Record, Result
 from geneval.sources import Source, open_source
+from geneval.sources.base import ContentFingerprint
 from geneval.stats_io import is_stats_file, read_stats_npz
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,10 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     if ref_layers:
         needs_ref_features = any(s.reference_needs_features for s in specs)
         ref_set, ref_info = reference_features(ref, extractor, ref_layers, opts, needs_features=needs_ref_features)
-    gen_hash = hashlib.sha256()
+    gen_fingerprint = ContentFingerprint()
     gen_set = extract_features(
         gen_source, extractor, gen_layers, batch_size=opts.batch_size, progress=opts.progress,
-        desc="generated features", content_hash=gen_hash,
+        desc="generated features", fingerprint=gen_fingerprint,
     )
 
     results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings) for spec in specs]
@@ -90,7 +92,7 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         "geneval_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extractor": {**extractor.info.as_dict(), "layers": {s.name: extractor.default_layer(s.name) for s in specs}},
-        "samples": {**gen_source.describe(), "pixels_sha256": gen_hash.hexdigest(), "count": gen_set.count},
+        "samples": {**gen_source.describe(), "fingerprint": gen_fingerprint.hexdigest(), "count": gen_set.count},
         "reference": ref_info,
         "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache")},
         "software": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
@@ -173,12 +175,12 @@ def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: Sco
     std = None
     if spec.name == "fid":
         for side, stats in (("generated", gen.gaussian(layer)), ("reference", ref.gaussian(layer))):
-            warning = metrics.fid.check_fid_count(stats, side=side)
+            warning = check_fid_count(stats, side=side)
             if warning:
                 warnings.append(warning)
         value = metrics.fid(gen.gaussian(layer), ref.gaussian(layer))
     elif spec.name == "kid":
-        size = metrics.kid.resolve_subset_size(opts.kid_subset_size, gen.count, ref.count)
+        size = resolve_subset_size(opts.kid_subset_size, gen.count, ref.count)
         estimate = metrics.kid(gen.features[layer], ref.features[layer], subsets=opts.kid_subsets,
                                subset_size=size, seed=opts.seed)
         value, std = estimate.mean, estimate.std

@@ -40,12 +40,12 @@ def extract_features(
     limit: int | None = None,
     progress: bool = True,
     desc: str = "features",
-    content_hash=None,
+    fingerprint=None,
 ) -> FeatureSet:
     """One pass over ``source``: keep every layer's features and stream their Gaussian statistics.
 
-    ``content_hash`` (a hashlib object), if given, is fed every uint8 batch in order, so the record can name
-    the exact pixels that were scored without a second pass.
+    ``fingerprint`` (a ``ContentFingerprint``), if given, is fed every batch, so the record can name the exact
+    pixels that were scored without a second pass over the source.
     """
     total = len(source) if limit is None else min(limit, len(source))
     chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
@@ -53,8 +53,8 @@ def extract_features(
     label_chunks: list[np.ndarray] = []
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
         for images, labels in source.batches(batch_size, limit=limit):
-            if content_hash is not None:
-                content_hash.update(images.contiguous().numpy().tobytes())
+            if fingerprint is not None:
+                fingerprint.update(images, labels)
             with torch.inference_mode():
                 out = extractor.features(images, layers)
             for layer in layers:

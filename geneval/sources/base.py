@@ -29,6 +29,34 @@ _FINGERPRINT_BATCH = 256
 MIN_IMAGES = 2  # statistics such as a covariance are undefined below two samples
 
 
+class ContentFingerprint:
+    """sha256 of a stream of uint8 batches: count, shape, pixels and labels, independent of batch boundaries.
+
+    ``Source.fingerprint`` uses it on its own pass; the extraction pass feeds it too, so the record names the
+    exact pixels that were scored with the same fingerprint a reference of those pixels would get.
+    """
+
+    def __init__(self):
+        self._pixels, self._labels = hashlib.sha256(), hashlib.sha256()
+        self.count, self.shape, self.has_labels = 0, None, False
+
+    def update(self, images: torch.Tensor, labels: torch.Tensor | None) -> None:
+        self._pixels.update(images.contiguous().numpy())  # hashed through the buffer, no copy
+        self.count += len(images)
+        self.shape = tuple(images.shape[1:])
+        if labels is not None:
+            self.has_labels = True
+            self._labels.update(labels.numpy().astype("<i8").tobytes())
+
+    def hexdigest(self) -> str:
+        c, h, w = self.shape or (0, 0, 0)
+        header = f"{FINGERPRINT_VERSION} count={self.count} shape={c}x{h}x{w} labels={self.has_labels}"
+        final = hashlib.sha256(header.encode())
+        final.update(self._pixels.digest())
+        final.update(self._labels.digest())
+        return final.hexdigest()
+
+
 class Source(abc.ABC):
     """Abstract base: a fixed, ordered sequence of uint8 images with optional class labels.
 
@@ -126,17 +154,10 @@ class Source(abc.ABC):
         """
         total = self._clip(limit)
         if total not in self._fingerprints:
-            pixels, labels = hashlib.sha256(), hashlib.sha256()
+            content = ContentFingerprint()
             for images, batch_labels in self.batches(_FINGERPRINT_BATCH, limit=total):
-                pixels.update(images.numpy())  # contiguous: hashed through the buffer, no copy
-                if batch_labels is not None:
-                    labels.update(batch_labels.numpy().astype("<i8").tobytes())
-            c, h, w = self.image_shape
-            header = f"{FINGERPRINT_VERSION} count={total} shape={c}x{h}x{w} labels={self.has_labels}"
-            final = hashlib.sha256(header.encode())
-            final.update(pixels.digest())
-            final.update(labels.digest())
-            self._fingerprints[total] = final.hexdigest()
+                content.update(images, batch_labels)
+            self._fingerprints[total] = content.hexdigest()
         return self._fingerprints[total]
 
     def describe(self) -> dict:

@@ -1,0 +1,11 @@
+"""Feature extractors, registered by name in ``EXTRACTORS`` when their module is imported here.
+
+Each module registers itself where it is defined; adding an extractor means one new module and one import.
+"""
+
+from geneval.features.base import EXTRACTORS, ExtractorInfo, FeatureExtractor
+from geneval.features import pixels  # noqa: F401  (registers "pixels")
+from geneval.features import inception  # noqa: F401  (registers "inception-v3-fid")
+from geneval.features import domain  # noqa: F401  (registers the domain classifiers)
+
+__all__ = ["EXTRACTORS", "ExtractorInfo", "FeatureExtractor"]

@@ -1,0 +1,403 @@
+"""Named reference datasets as uint8 ``[N, C, H, W]`` arrays with int64 labels, found on disk without a network.
+
+``open_dataset(name, split)`` returns ``(images, labels, info)``. ``images`` is uint8 ``[N, C, H, W]``,
+``labels`` int64 ``[N]``, and ``info`` says where the data came from and carries a sha256 ``fingerprint`` of
+the decoded arrays (shape, dtype and bytes of both), so two copies in different formats (an ``.npz`` archive
+and torchvision's idx files) fingerprint the same when they hold the same data.
+
+Where each dataset is looked for, in this order (the first hit wins):
+
+1. ``$GENEVAL_DATA`` (if set): an ``<name>.npz`` archive (``mnist.npz``, ``cifar10.npz``), then a torchvision
+   root or plain folder of idx files, plain or ``.gz`` (``MNIST/raw`` or ``mnist/``; ``FashionMNIST/raw`` or
+   ``fashion-mnist/``; ``cifar-10-batches-py/``).
+2. ``$GENEVAL_SHARED_DATASETS`` (if set), then ``../shared/datasets`` beside the project root: the same
+   ``.npz`` archives (the offline copies that tests and benchmarks use).
+3. Fashion-MNIST only: ``/usr/share/datasets/fashion-mnist/`` (Debian/Ubuntu package
+   ``dataset-fashion-mnist``: the four original idx ``.gz`` files).
+4. ``~/.cache/geneval/data`` (only when ``$GENEVAL_DATA`` is unset): where downloads go, laid out as in 1.
+5. Nothing found: if downloads are allowed (``download=True`` or ``GENEVAL_DOWNLOAD=1``), torchvision downloads
+   the dataset into ``$GENEVAL_DATA`` (or ``~/.cache/geneval/data``); otherwise a ``GenevalInputError`` lists
+   the places searched and how to get the files.
+
+``stacked-mnist`` is built from MNIST (see :func:`stack_mnist`): split ``s`` has as many items as MNIST's
+split ``s``; item ``i`` puts three MNIST digits of that split, drawn with
+``numpy.random.default_rng([0, {"train": 0, "test": 1}[s]]).integers(0, N, size=(N, 3))``, into the R, G, B
+channels; 1000 classes, label ``100·d0 + 10·d1 + d2``.
+
+Decoded arrays are cached in memory per (dataset, split, source file) and returned read-only.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from geneval.errors import GenevalInputError
+from geneval.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "test")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SYSTEM_DATASETS = Path("/usr/share/datasets")  # Debian/Ubuntu dataset-* packages install here
+STACKED_MNIST_SEED = 0
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+IDX_FILES = {  # split -> (images, labels), as released
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """One place a split was found: ``kind`` is ``npz``, ``idx`` or ``torchvision``; ``path`` a file or folder."""
+
+    kind: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    classes: tuple[str, ...]
+    shape: tuple[int, int, int]  # C, H, W
+    description: str
+    how_to_get: str
+    find: Callable[[str], Source | None]  # split -> where it is on disk, or None
+    load: Callable[[str, Source | None, bool], tuple[np.ndarray, np.ndarray, Source]]  # split, found, download
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def open_dataset(name: str, split: str, *, download: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Return ``(images uint8 [N,C,H,W], labels int64 [N], info)`` for a named dataset and split.
+
+    ``download`` (or ``GENEVAL_DOWNLOAD=1``) lets torchvision fetch a dataset found nowhere on disk.
+    """
+    spec = DATASETS.get(name)
+    if split not in SPLITS:
+        raise GenevalInputError(f"dataset {name!r} has no split {split!r}; valid splits: {', '.join(SPLITS)}")
+    allow_download = download or os.environ.get("GENEVAL_DOWNLOAD", "") == "1"
+    images, labels, source = spec.load(split, spec.find(split), allow_download)
+    info = {
+        "name": name,
+        "split": split,
+        "source": source.kind,
+        "path": str(source.path),
+        "count": int(len(labels)),
+        "shape": list(images.shape[1:]),
+        "classes": list(spec.classes),
+        "fingerprint": _fingerprint(images, labels),
+    }
+    return images, labels, info
+
+
+def list_datasets() -> list[dict]:
+    """One row per dataset: name, splits, where each split was found (or None) and how to get it."""
+    rows = []
+    for name in DATASETS:
+        spec = DATASETS.get(name)
+        found = {split: _describe(spec.find(split)) for split in SPLITS}
+        rows.append({
+            "name": name,
+            "splits": list(SPLITS),
+            "shape": list(spec.shape),
+            "num_classes": len(spec.classes),
+            "description": spec.description,
+            "found": found,
+            "how_to_get": spec.how_to_get,
+        })
+    return rows
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Parse an idx file (optionally ``.gz``) of unsigned bytes into a uint8 array of the declared shape."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise GenevalInputError(f"{path}: cannot read idx file ({exc}); the file may be truncated or corrupt")
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise GenevalInputError(f"{path}: not an idx file (bad magic number {data[:4].hex() or 'empty'})")
+    if data[2] != 0x08:
+        raise GenevalInputError(f"{path}: idx type code 0x{data[2]:02x} is not unsigned byte (0x08)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise GenevalInputError(f"{path}: idx header is truncated ({len(data)} bytes, {ndim} dimensions)")
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape))
+    if len(data) - header != expected:
+        raise GenevalInputError(
+            f"{path}: idx body has {len(data) - header} bytes, header shape {shape} needs {expected}; "
+            "the file is truncated or corrupt"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def stack_mnist(
+    images: np.ndarray, labels: np.ndarray, *, num_samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked MNIST: ``num_samples`` RGB images whose channels are three MNIST digits.
+
+    ``idx = numpy.random.default_rng(seed).integers(0, len(images), size=(num_samples, 3))``; item ``i`` has
+    channel ``c`` = ``images[idx[i, c]]`` and label ``100·labels[idx[i,0]] + 10·labels[idx[i,1]] + labels[idx[i,2]]``.
+    ``images`` is uint8 ``[N, 1, 28, 28]`` or ``[N, 28, 28]``.
+    """
+    gray = images.reshape(len(images), *images.shape[-2:])
+    idx = np.random.default_rng(seed).integers(0, len(gray), size=(num_samples, 3))
+    stacked = np.stack([gray[idx[:, c]] for c in range(3)], axis=1)
+    digits = labels.astype(np.int64)[idx]
+    return stacked, digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
+
+
+# --------------------------------------------------------------------------------------------- search
+
+
+def _data_root() -> Path | None:
+    root = os.environ.get("GENEVAL_DATA")
+    return Path(root).expanduser() if root else None
+
+
+def _download_root() -> Path:
+    return _data_root() or Path.home() / ".cache" / "geneval" / "data"
+
+
+def _idx_pair(folder: Path, split: str) -> Source | None:
+    """The folder holds both idx files of the split, plain or ``.gz``."""
+    for suffix in ("", ".gz"):
+        if all((folder / (f + suffix)).is_file() for f in IDX_FILES[split]):
+            return Source("idx" + suffix, folder)
+    return None
+
+
+def _candidates(npz_name: str | None, folders: list[str], system: str | None) -> list[tuple[str, Path]]:
+    """Places to look, in lookup order: ``("npz", file)``, ``("idx", folder)`` or ``("torchvision", root)``."""
+
+    def in_root(root: Path) -> list[tuple[str, Path]]:
+        found = [("npz", root / npz_name)] if npz_name else []
+        return found + [("torchvision" if sub.startswith("cifar") else "idx", root / sub) for sub in folders]
+
+    root = _data_root()
+    places = in_root(root) if root else []
+    shared = [os.environ.get("GENEVAL_SHARED_DATASETS"), PROJECT_ROOT.parent / "shared" / "datasets"]
+    if npz_name:
+        places += [("npz", Path(folder).expanduser() / npz_name) for folder in shared if folder]
+    if system:
+        places.append(("idx", SYSTEM_DATASETS / system))
+    return places + ([] if root else in_root(_download_root()))
+
+
+def _finder(npz_name: str | None, folders: list[str], system: str | None = None) -> Callable:
+    def find(split: str) -> Source | None:
+        for kind, path in _candidates(npz_name, folders, system):
+            if kind == "npz" and path.is_file():
+                return Source("npz", path)
+            if kind == "idx" and _idx_pair(path, split):
+                return _idx_pair(path, split)
+            if kind == "torchvision" and path.is_dir():
+                return Source("torchvision", path.parent)
+        return None
+
+    find.places = lambda: [str(path) for _, path in _candidates(npz_name, folders, system)]
+    return find
+
+
+def _describe(source: Source | None) -> str | None:
+    return None if source is None else f"{source.kind}: {source.path}"
+
+
+def _missing(spec_name: str, split: str) -> GenevalInputError:
+    spec = DATASETS.get(spec_name)
+    return GenevalInputError(
+        f"dataset {spec_name!r} split {split!r} not found; looked in {', '.join(spec.find.places())}; "
+        f"to get it: {spec.how_to_get}; or allow a download with download=True / GENEVAL_DOWNLOAD=1"
+    )
+
+
+# --------------------------------------------------------------------------------------------- loaders
+
+
+@functools.lru_cache(maxsize=8)
+def _load_npz(path: Path, split: str, channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    log.info("decoding %s (%s)", path, split)
+    try:
+        with np.load(path) as archive:
+            images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise GenevalInputError(f"{path}: cannot read x_{split}/y_{split} ({exc}); expected an .npz archive "
+                                "with x_train, y_train, x_test, y_test") from None
+    images = images.transpose(0, 3, 1, 2) if channels_last else images[:, None]
+    return _frozen(images, labels)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_idx(folder: Path, split: str, suffix: str) -> tuple[np.ndarray, np.ndarray]:
+    image_file, label_file = (folder / (f + suffix) for f in IDX_FILES[split])
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise GenevalInputError(
+            f"{image_file}: images {images.shape} and labels {labels.shape} do not pair up; "
+            "expected [N, H, W] images and [N] labels"
+        )
+    return _frozen(images[:, None], labels)
+
+
+def _frozen(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.ascontiguousarray(images, dtype=np.uint8), labels.astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
+def _load_grayscale(name: str, torchvision_cls: str) -> Callable:
+    def load(split: str, found: Source | None, download: bool):
+        if found is None and download:
+            found = _torchvision_download(torchvision_cls, split)
+        if found is None:
+            raise _missing(name, split)
+        if found.kind == "npz":
+            images, labels = _load_npz(found.path, split, False)
+        else:
+            images, labels = _load_idx(found.path, split, ".gz" if found.kind == "idx.gz" else "")
+        _check(name, split, images, labels, (1, 28, 28), found)
+        return images, labels, found
+
+    return load
+
+
+def _torchvision_download(cls_name: str, split: str) -> Source:
+    import torchvision
+
+    root = _download_root()
+    log.warning("downloading %s (%s) with torchvision into %s", cls_name, split, root)
+    dataset = getattr(torchvision.datasets, cls_name)(str(root), train=split == "train", download=True)
+    if cls_name == "CIFAR10":
+        return Source("torchvision", root)
+    return _idx_pair(Path(dataset.raw_folder), split) or Source("torchvision", Path(dataset.raw_folder))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cifar10_torchvision(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    import torchvision
+
+    try:
+        dataset = torchvision.datasets.CIFAR10(str(root), train=split == "train", download=False)
+    except RuntimeError as exc:
+        raise GenevalInputError(f"{root}/cifar-10-batches-py: {exc}") from None
+    return _frozen(dataset.data.transpose(0, 3, 1, 2), np.asarray(dataset.targets))
+
+
+def _load_cifar10(split: str, found: Source | None, download: bool):
+    if found is None and download:
+        found = _torchvision_download("CIFAR10", split)
+    if found is None:
+        raise _missing("cifar10", split)
+    if found.kind == "npz":
+        images, labels = _load_npz(found.path, split, True)
+    else:
+        images, labels = _load_cifar10_torchvision(found.path, split)
+    _check("cifar10", split, images, labels, (3, 32, 32), found)
+    return images, labels, found
+
+
+@functools.lru_cache(maxsize=2)
+def _stacked(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, _ = DATASETS.get("mnist").load(split, source, False)
+    seed = [STACKED_MNIST_SEED, SPLITS.index(split)]
+    stacked, stacked_labels = stack_mnist(images, labels, num_samples=len(images), seed=seed)
+    return _frozen(stacked, stacked_labels)
+
+
+def _load_stacked(split: str, found: Source | None, download: bool):
+    mnist = DATASETS.get("mnist")
+    if found is None:
+        found = mnist.load(split, None, download)[2]  # downloads MNIST or raises "mnist not found"
+    images, labels = _stacked(found, split)
+    return images, labels, found
+
+
+def _check(name: str, split: str, images: np.ndarray, labels: np.ndarray, shape: tuple, found: Source) -> None:
+    if images.shape[1:] != shape or len(labels) != len(images):
+        raise GenevalInputError(
+            f"{found.path}: {name} {split} has images {images.shape}, labels {labels.shape}; "
+            f"expected [N, {', '.join(map(str, shape))}] and [N]"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        raise GenevalInputError(f"{found.path}: {name} {split} labels span [{labels.min()}, {labels.max()}]; "
+                                "expected 0..9")
+
+
+_FINGERPRINTS: dict[tuple[int, int], str] = {}
+
+
+def _fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 over shape, dtype and bytes of images then labels (memoised for the cached arrays)."""
+    key = (id(images), id(labels))
+    if key in _FINGERPRINTS and not images.flags.writeable:
+        return _FINGERPRINTS[key]
+    digest = hashlib.sha256()
+    for array in (images, labels):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).data)
+    _FINGERPRINTS[key] = digest.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+_MNIST_HOW = "put mnist.npz in GENEVAL_DATA or GENEVAL_SHARED_DATASETS, or torchvision's MNIST/raw in GENEVAL_DATA"
+_FASHION_HOW = ("apt-get install -y dataset-fashion-mnist, or put torchvision's FashionMNIST/raw "
+                "(or fashion-mnist/ idx files) in GENEVAL_DATA")
+
+_find_mnist = _finder("mnist.npz", ["MNIST/raw", "mnist"])
+
+DATASETS.register("mnist")(DatasetSpec(
+    name="mnist", classes=MNIST_CLASSES, shape=(1, 28, 28),
+    description="MNIST handwritten digits (LeCun et al. 1998), 60k train / 10k test",
+    how_to_get=_MNIST_HOW,
+    find=_find_mnist,
+    load=_load_grayscale("mnist", "MNIST"),
+))
+DATASETS.register("fashion-mnist")(DatasetSpec(
+    name="fashion-mnist", classes=FASHION_MNIST_CLASSES, shape=(1, 28, 28),
+    description="Fashion-MNIST (Xiao et al. 2017), 60k train / 10k test",
+    how_to_get=_FASHION_HOW,
+    find=_finder(None, ["FashionMNIST/raw", "fashion-mnist"], "fashion-mnist"),
+    load=_load_grayscale("fashion-mnist", "FashionMNIST"),
+))
+DATASETS.register("cifar10")(DatasetSpec(
+    name="cifar10", classes=CIFAR10_CLASSES, shape=(3, 32, 32),
+    description="CIFAR-10 (Krizhevsky 2009), 50k train / 10k test, RGB",
+    how_to_get="put cifar10.npz in GENEVAL_DATA or GENEVAL_SHARED_DATASETS, or cifar-10-batches-py in GENEVAL_DATA",
+    find=_finder("cifar10.npz", ["cifar-10-batches-py"]),
+    load=_load_cifar10,
+))
+DATASETS.register("stacked-mnist")(DatasetSpec(
+    name="stacked-mnist", classes=tuple(f"{k:03d}" for k in range(1000)), shape=(3, 28, 28),
+    description=f"three MNIST digits as R, G, B (1000 modes); built from the MNIST split, same size, "
+                f"seed [{STACKED_MNIST_SEED}, split index]",
+    how_to_get="built from MNIST: " + _MNIST_HOW,
+    find=_find_mnist,
+    load=_load_stacked,
+))

@@ -1,0 +1,1 @@
+"""Reference trainers: one folder per model family. Trainers import ``geneval``; never the other way round."""

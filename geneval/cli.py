@@ -138,5 +138,30 @@ def stats(ref, out, layer, num, features, mode, weights, batch_size, no_cache, q
                            "reference_cache": info.get("cache")}))
 
 
+@main.command()
+@click.option("--out", "out_dir", metavar="DIR", default="out/quickstart", show_default=True,
+              help="Where records.json and samples.png go.")
+@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N test images.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (as in the README) instead of plain text.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def quickstart(out_dir, num, markdown, quiet):
+    """Score Fashion-MNIST test images and degraded copies against the train split, offline.
+
+    \b
+    Examples:
+      geneval quickstart
+      geneval quickstart --num 2000 --markdown
+    """
+    from pathlib import Path
+
+    from geneval.quickstart import markdown_table, run_quickstart, table_cells
+    from geneval.results import align_columns
+
+    rows = run_quickstart(out_dir=Path(out_dir), num=num, progress=not quiet)
+    click.echo(markdown_table(rows) if markdown else align_columns(table_cells(rows)))
+    click.echo(f"\nreference: {rows[0]['reference_cache']} (first condition); "
+               f"records: {Path(out_dir) / 'records.json'}; grid: {Path(out_dir) / 'samples.png'}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -178,7 +178,8 @@ def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: Sco
             warning = check_fid_count(stats, side=side)
             if warning:
                 warnings.append(warning)
-        value = metrics.fid(gen.gaussian(layer), ref.gaussian(layer))
+        gen_stats, ref_stats = gen.gaussian(layer), ref.gaussian(layer)
+        value = metrics.frechet_distance(gen_stats.mean, gen_stats.cov, ref_stats.mean, ref_stats.cov)
     elif spec.name == "kid":
         size = resolve_subset_size(opts.kid_subset_size, gen.count, ref.count)
         estimate = metrics.kid(gen.features[layer], ref.features[layer], subsets=opts.kid_subsets,

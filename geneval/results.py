@@ -43,9 +43,7 @@ class Record:
         for r in self.results:
             counts = f"{r.details.get('num_gen', '?')} / {r.details.get('num_ref', '-')}"
             rows.append((r.label, r.formatted(), "higher" if r.higher_is_better else "lower", counts))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines = align_columns(rows).splitlines()
         ext = self.provenance.get("extractor", {})
         lines.append("")
         lines.append(
@@ -59,6 +57,14 @@ class Record:
             if r.metric == metric:
                 return r
         raise KeyError(metric)
+
+
+def align_columns(rows: list[tuple[str, ...]]) -> str:
+    """Plain-text table: the first row is the header, underlined; columns padded to their widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _fmt(value: float, digits: int) -> str:

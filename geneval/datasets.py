@@ -80,6 +80,7 @@ class DatasetSpec:
     how_to_get: str
     find: Callable[[str], Source | None]  # split -> where it is on disk, or None
     load: Callable[[str, Source | None, bool], tuple[np.ndarray, np.ndarray, Source]]  # split, found, download
+    default_extractor: str | None = None  # feature extractor a metric uses by default on this data
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -125,8 +126,19 @@ def list_datasets() -> list[dict]:
             "description": spec.description,
             "found": found,
             "how_to_get": spec.how_to_get,
+            "default_extractor": spec.default_extractor,
         })
     return rows
+
+
+def default_extractor_for(spec: str) -> str | None:
+    """The extractor metrics use by default for a named dataset (``"fashion-mnist:test"`` → ``fashion-mnist-cnn``).
+
+    None where the field's convention is Inception (CIFAR-10: published FIDs use Inception-v3 features) or no
+    domain network fits (stacked-mnist), and for anything that is not a dataset name.
+    """
+    name = spec.split(":", 1)[0]
+    return DATASETS.get(name).default_extractor if name in DATASETS else None
 
 
 def read_idx(path: str | Path) -> np.ndarray:
@@ -378,6 +390,7 @@ DATASETS.register("mnist")(DatasetSpec(
     how_to_get=_MNIST_HOW,
     find=_find_mnist,
     load=_load_grayscale("mnist", "MNIST"),
+    default_extractor="mnist-cnn",
 ))
 DATASETS.register("fashion-mnist")(DatasetSpec(
     name="fashion-mnist", classes=FASHION_MNIST_CLASSES, shape=(1, 28, 28),
@@ -385,6 +398,7 @@ DATASETS.register("fashion-mnist")(DatasetSpec(
     how_to_get=_FASHION_HOW,
     find=_finder(None, ["FashionMNIST/raw", "fashion-mnist"], "fashion-mnist"),
     load=_load_grayscale("fashion-mnist", "FashionMNIST"),
+    default_extractor="fashion-mnist-cnn",
 ))
 DATASETS.register("cifar10")(DatasetSpec(
     name="cifar10", classes=CIFAR10_CLASSES, shape=(3, 32, 32),

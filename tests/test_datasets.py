@@ -148,6 +148,14 @@ def test_list_datasets_when_nothing_is_there(nowhere):
         "fashion-mnist"]["how_to_get"]
 
 
+def test_default_extractor_for():
+    assert datasets.default_extractor_for("fashion-mnist:test") == "fashion-mnist-cnn"
+    assert datasets.default_extractor_for("mnist") == "mnist-cnn"
+    assert datasets.default_extractor_for("cifar10:train") is None  # CIFAR-10 FIDs are Inception FIDs
+    assert datasets.default_extractor_for("stacked-mnist") is None
+    assert datasets.default_extractor_for("samples/") is None
+
+
 # --------------------------------------------------------------------------------------------- errors
 
 

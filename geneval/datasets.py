@@ -34,6 +34,7 @@ import gzip
 import hashlib
 import logging
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -251,8 +252,17 @@ def _missing(spec_name: str, split: str) -> GenevalInputError:
 # --------------------------------------------------------------------------------------------- loaders
 
 
-@functools.lru_cache(maxsize=8)
+def _stamp(*paths: Path) -> tuple:
+    """Size and modification time: part of the cache key, so a replaced file is decoded again."""
+    return tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+
+
 def _load_npz(path: Path, split: str, channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    return _decode_npz(path, split, channels_last, _stamp(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _decode_npz(path: Path, split: str, channels_last: bool, stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
     log.info("decoding %s (%s)", path, split)
     try:
         with np.load(path) as archive:
@@ -260,12 +270,19 @@ def _load_npz(path: Path, split: str, channels_last: bool) -> tuple[np.ndarray, 
     except (OSError, ValueError, KeyError) as exc:
         raise GenevalInputError(f"{path}: cannot read x_{split}/y_{split} ({exc}); expected an .npz archive "
                                 "with x_train, y_train, x_test, y_test") from None
+    expected = "[N, H, W, 3]" if channels_last else "[N, H, W]"
+    if images.ndim != (4 if channels_last else 3) or (channels_last and images.shape[-1] != 3):
+        raise GenevalInputError(f"{path}: x_{split} has shape {images.shape}; expected {expected}")
     images = images.transpose(0, 3, 1, 2) if channels_last else images[:, None]
-    return _frozen(images, labels)
+    return _frozen(images, labels, f"{path}: x_{split}/y_{split}")
+
+
+def _load_idx(folder: Path, split: str, suffix: str) -> tuple[np.ndarray, np.ndarray]:
+    return _decode_idx(folder, split, suffix, _stamp(*(folder / (f + suffix) for f in IDX_FILES[split])))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_idx(folder: Path, split: str, suffix: str) -> tuple[np.ndarray, np.ndarray]:
+def _decode_idx(folder: Path, split: str, suffix: str, stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
     image_file, label_file = (folder / (f + suffix) for f in IDX_FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -273,11 +290,15 @@ def _load_idx(folder: Path, split: str, suffix: str) -> tuple[np.ndarray, np.nda
             f"{image_file}: images {images.shape} and labels {labels.shape} do not pair up; "
             "expected [N, H, W] images and [N] labels"
         )
-    return _frozen(images[:, None], labels)
+    return _frozen(images[:, None], labels, str(image_file))
 
 
-def _frozen(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = np.ascontiguousarray(images, dtype=np.uint8), labels.astype(np.int64)
+def _frozen(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous read-only uint8 images and int64 labels; other dtypes are an error, never cast."""
+    if images.dtype != np.uint8 or not np.issubdtype(labels.dtype, np.integer):
+        raise GenevalInputError(f"{what}: images {images.dtype}, labels {labels.dtype}; expected uint8 images "
+                                "and integer labels")
+    images, labels = np.ascontiguousarray(images), labels.astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
 
@@ -317,7 +338,7 @@ def _load_cifar10_torchvision(root: Path, split: str) -> tuple[np.ndarray, np.nd
         dataset = torchvision.datasets.CIFAR10(str(root), train=split == "train", download=False)
     except RuntimeError as exc:
         raise GenevalInputError(f"{root}/cifar-10-batches-py: {exc}") from None
-    return _frozen(dataset.data.transpose(0, 3, 1, 2), np.asarray(dataset.targets))
+    return _frozen(dataset.data.transpose(0, 3, 1, 2), np.asarray(dataset.targets), f"{root}/cifar-10-batches-py")
 
 
 def _load_cifar10(split: str, found: Source | None, download: bool):
@@ -333,20 +354,19 @@ def _load_cifar10(split: str, found: Source | None, download: bool):
     return images, labels, found
 
 
-@functools.lru_cache(maxsize=2)
-def _stacked(source: Source, split: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels, _ = DATASETS.get("mnist").load(split, source, False)
-    seed = [STACKED_MNIST_SEED, SPLITS.index(split)]
-    stacked, stacked_labels = stack_mnist(images, labels, num_samples=len(images), seed=seed)
-    return _frozen(stacked, stacked_labels)
+_STACKED: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # (MNIST fingerprint, split) -> arrays
 
 
 def _load_stacked(split: str, found: Source | None, download: bool):
-    mnist = DATASETS.get("mnist")
-    if found is None:
-        found = mnist.load(split, None, download)[2]  # downloads MNIST or raises "mnist not found"
-    images, labels = _stacked(found, split)
-    return images, labels, found
+    images, labels, found = DATASETS.get("mnist").load(split, found, download)  # or "mnist not found"
+    key = (_fingerprint(images, labels), split)
+    if key not in _STACKED:
+        seed = [STACKED_MNIST_SEED, SPLITS.index(split)]
+        stacked, stacked_labels = stack_mnist(images, labels, num_samples=len(images), seed=seed)
+        if len(_STACKED) >= 2:  # keep the memory bounded: a train and a test split
+            _STACKED.clear()
+        _STACKED[key] = _frozen(stacked, stacked_labels, "stacked-mnist")
+    return (*_STACKED[key], found)
 
 
 def _check(name: str, split: str, images: np.ndarray, labels: np.ndarray, shape: tuple, found: Source) -> None:
@@ -360,20 +380,22 @@ def _check(name: str, split: str, images: np.ndarray, labels: np.ndarray, shape:
                                 "expected 0..9")
 
 
-_FINGERPRINTS: dict[tuple[int, int], str] = {}
+_FINGERPRINTS: dict[tuple[int, int], tuple[weakref.ref, weakref.ref, str]] = {}
 
 
 def _fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
-    """sha256 over shape, dtype and bytes of images then labels (memoised for the cached arrays)."""
+    """sha256 over dtype, shape and bytes of images then labels; memoised for the cached read-only arrays."""
     key = (id(images), id(labels))
-    if key in _FINGERPRINTS and not images.flags.writeable:
-        return _FINGERPRINTS[key]
+    memo = _FINGERPRINTS.get(key)
+    if memo and memo[0]() is images and memo[1]() is labels:
+        return memo[2]
     digest = hashlib.sha256()
     for array in (images, labels):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).data)
-    _FINGERPRINTS[key] = digest.hexdigest()
-    return _FINGERPRINTS[key]
+    if not images.flags.writeable and not labels.flags.writeable:
+        _FINGERPRINTS[key] = (weakref.ref(images), weakref.ref(labels), digest.hexdigest())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- registry

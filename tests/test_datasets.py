@@ -248,3 +248,20 @@ def test_npz_without_the_split_is_a_clear_error(nowhere):
     np.savez(nowhere / "data" / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2))
     with pytest.raises(GenevalInputError, match="cannot read x_test/y_test"):
         open_dataset("mnist", "test")
+
+
+def test_npz_with_float_images_is_an_error_not_a_cast(nowhere):
+    (nowhere / "data").mkdir()
+    np.savez(nowhere / "data" / "mnist.npz", x_test=np.zeros((2, 28, 28), np.float32), y_test=np.zeros(2, np.uint8))
+    with pytest.raises(GenevalInputError, match="images float32.*expected uint8"):
+        open_dataset("mnist", "test")
+
+
+def test_a_replaced_file_is_decoded_again(nowhere):
+    (nowhere / "data").mkdir()
+    path = nowhere / "data" / "mnist.npz"
+    np.savez(path, x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.uint8))
+    first = open_dataset("mnist", "test")[2]["fingerprint"]
+    np.savez(path, x_test=np.ones((3, 28, 28), np.uint8), y_test=np.zeros(3, np.uint8))
+    images, _, info = open_dataset("mnist", "test")
+    assert len(images) == 3 and info["fingerprint"] != first

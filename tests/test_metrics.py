@@ -139,18 +139,29 @@ def test_kid_is_unbiased_near_zero_for_one_distribution():
 
 
 def test_kid_matches_torch_fidelity_exactly_on_the_same_features():
+    """Same subsets (same RandomState draws), same kernel. torch-fidelity evaluates kernels in the features'
+    dtype: given float64 features both are float64 and agree to rounding; given float32 ones its float32 kernel
+    sums carry ~1e-6 relative error in each MMD², which the mean averages out but the std (a difference of
+    nearly equal MMD²s) does not — so on float32 input only the mean is held to the 1e-5 criterion."""
     from torch_fidelity.metric_kid import kid_features_to_metric
 
     rng = np.random.default_rng(9)
     gen = (rng.random(size=(300, 2048)) * 2).astype(np.float32)
     ref = (rng.random(size=(260, 2048)) * 2.1).astype(np.float32)
-    theirs = kid_features_to_metric(
-        torch.from_numpy(gen), torch.from_numpy(ref), kid_subsets=20, kid_subset_size=200, kid_degree=3,
-        kid_gamma=None, kid_coef0=1, rng_seed=2020, verbose=False,
-    )
     ours = kid(gen, ref, subsets=20, subset_size=200, seed=2020)
-    assert ours.mean == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5)
-    assert ours.std == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-4)
+
+    def theirs(dtype):
+        return kid_features_to_metric(
+            torch.from_numpy(gen.astype(dtype)), torch.from_numpy(ref.astype(dtype)), kid_subsets=20,
+            kid_subset_size=200, rng_seed=2020, verbose=False,
+        )
+
+    exact = theirs(np.float64)
+    assert ours.mean == pytest.approx(exact["kernel_inception_distance_mean"], rel=1e-10)
+    assert ours.std == pytest.approx(exact["kernel_inception_distance_std"], rel=1e-8)
+    float32 = theirs(np.float32)
+    assert ours.mean == pytest.approx(float32["kernel_inception_distance_mean"], rel=1e-5)
+    assert ours.std == pytest.approx(float32["kernel_inception_distance_std"], rel=5e-3)
 
 
 def test_kid_subset_size_rules():

@@ -44,11 +44,21 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     sigma1 = (sigma1 + sigma1.T) / 2
     sigma2 = (sigma2 + sigma2.T) / 2
     eigvals, eigvecs = np.linalg.eigh(sigma1)
-    # Tiny negative eigenvalues are round-off of a PSD matrix (e.g. singular when N ≤ D): clip them to zero.
-    root1 = (eigvecs * np.sqrt(np.clip(eigvals, 0, None))) @ eigvecs.T
+    root1 = (eigvecs * np.sqrt(_numerical_spectrum(eigvals))) @ eigvecs.T
     middle = root1 @ sigma2 @ root1
     middle = (middle + middle.T) / 2
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh(middle), 0, None)).sum())
+    return float(np.sqrt(_numerical_spectrum(np.linalg.eigvalsh(middle))).sum())
+
+
+def _numerical_spectrum(eigvals: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with those indistinguishable from zero set to zero.
+
+    A covariance of N ≤ D samples is singular; eigh returns its zero eigenvalues as round-off of size
+    ~λ_max·ε, positive or negative. Their square roots (~√ε ≫ ε) would add up over D dimensions to a bias
+    of 1e-3 in FID(x, x). Below NumPy's ``matrix_rank`` tolerance (λ_max · D · ε) an eigenvalue is zero.
+    """
+    tolerance = max(float(eigvals.max(initial=0.0)), 0.0) * len(eigvals) * np.finfo(np.float64).eps
+    return np.where(eigvals > tolerance, eigvals, 0.0)
 
 
 def fid(gen, ref) -> float:

@@ -20,8 +20,6 @@ from geneval.errors import GenevalInputError
 from geneval.extract import FeatureSet, extract_features
 from geneval.features import EXTRACTORS
 from geneval.features.base import FeatureExtractor
-from geneval.metrics.fid import check_fid_count
-from geneval.metrics.kid import resolve_subset_size
 from geneval.results import Record, Result
 from geneval.sources import Source, open_source
 from geneval.sources.base import ContentFingerprint
@@ -73,8 +71,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     extractor_name = opts.features or default_extractor(ref)
     extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
     gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num)
-    gen_layers = tuple(dict.fromkeys(extractor.default_layer(s.name) for s in specs))
-    ref_layers = tuple(dict.fromkeys(extractor.default_layer(s.name) for s in specs if s.needs_reference))
+    gen_layers = tuple(dict.fromkeys(extractor.default_layer(s.role) for s in specs))
+    ref_layers = tuple(dict.fromkeys(extractor.default_layer(s.role) for s in specs if s.needs_reference))
 
     warnings: list[str] = []
     ref_set, ref_info = (None, {})
@@ -91,7 +89,7 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     provenance = {
         "geneval_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "extractor": {**extractor.info.as_dict(), "layers": {s.name: extractor.default_layer(s.name) for s in specs}},
+        "extractor": {**extractor.info.as_dict(), "layers": {s.name: extractor.default_layer(s.role) for s in specs}},
         "samples": {**gen_source.describe(), "fingerprint": gen_fingerprint.hexdigest(), "count": gen_set.count},
         "reference": ref_info,
         "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache")},
@@ -169,30 +167,14 @@ def _reference_from_stats_file(path, extractor, layers, *, needs_features: bool)
 
 
 def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: ScoreOptions, warnings: list) -> Result:
-    layer = extractor.default_layer(spec.name)
-    label = f"{spec.label} ({extractor.info.name})"
-    details = {"num_gen": gen.count, "num_ref": ref.count if ref is not None and spec.needs_reference else None}
-    std = None
-    if spec.name == "fid":
-        for side, stats in (("generated", gen.gaussian(layer)), ("reference", ref.gaussian(layer))):
-            warning = check_fid_count(stats, side=side)
-            if warning:
-                warnings.append(warning)
-        gen_stats, ref_stats = gen.gaussian(layer), ref.gaussian(layer)
-        value = metrics.frechet_distance(gen_stats.mean, gen_stats.cov, ref_stats.mean, ref_stats.cov)
-    elif spec.name == "kid":
-        size = resolve_subset_size(opts.kid_subset_size, gen.count, ref.count)
-        estimate = metrics.kid(gen.features[layer], ref.features[layer], subsets=opts.kid_subsets,
-                               subset_size=size, seed=opts.seed)
-        value, std = estimate.mean, estimate.std
-        details.update(subsets=opts.kid_subsets, subset_size=size, seed=opts.seed, kernel="(x·y/d + 1)^3")
-    elif spec.name == "is":
-        estimate = metrics.inception_score(gen.features[layer], splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed)
-        value, std = estimate.mean, estimate.std
-        details.update(splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed, split_values=list(estimate.values))
-    else:  # pragma: no cover - METRICS and this dispatch are edited together
-        raise AssertionError(spec.name)
-    return Result(spec.name, label, value, std, spec.higher_is_better, layer, details)
+    layer = extractor.default_layer(spec.role)
+    inputs = metrics.MetricInputs(gen=gen, ref=ref if spec.needs_reference else None, layer=layer, options=opts,
+                                  warnings=warnings)
+    measured = spec.compute(inputs)
+    details = {"num_gen": gen.count, "num_ref": ref.count if ref is not None and spec.needs_reference else None,
+               **measured.details}
+    return Result(spec.name, f"{spec.label} ({extractor.info.name})", measured.value, measured.std,
+                  spec.higher_is_better, layer, details)
 
 
 def _version() -> str:

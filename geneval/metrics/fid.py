@@ -16,6 +16,7 @@ import logging
 import numpy as np
 
 from geneval.errors import GenevalInputError
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
 from geneval.stats import GaussianStats, as_gaussian
 
 log = logging.getLogger(__name__)
@@ -85,3 +86,18 @@ def check_fid_count(stats: GaussianStats, *, side: str) -> str | None:
         log.warning(message)
         return message
     return None
+
+
+def _score_fid(inputs: MetricInputs) -> MetricValue:
+    gen_stats, ref_stats = inputs.gen.gaussian(inputs.layer), inputs.ref.gaussian(inputs.layer)
+    for side, stats in (("generated", gen_stats), ("reference", ref_stats)):
+        warning = check_fid_count(stats, side=side)
+        if warning:
+            inputs.warnings.append(warning)
+    return MetricValue(frechet_distance(gen_stats.mean, gen_stats.cov, ref_stats.mean, ref_stats.cov))
+
+
+register_metric(MetricSpec(
+    "fid", "FID", higher_is_better=False, needs_reference=True, reference_needs_features=False, compute=_score_fid,
+    reference="Heusel et al. 2017 (TTUR fid.py; pytorch-fid; torch-fidelity)",
+))

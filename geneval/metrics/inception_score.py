@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geneval.errors import GenevalInputError
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
 from geneval.stats import as_feature_matrix
 
 
@@ -54,3 +55,16 @@ def inception_score(logits, *, splits: int = 10, shuffle_seed: int | None = None
 def _logsumexp(x: np.ndarray) -> np.ndarray:
     top = x.max(axis=1, keepdims=True)
     return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+
+
+def _score_is(inputs: MetricInputs) -> MetricValue:
+    opts = inputs.options
+    estimate = inception_score(inputs.gen_features(), splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed)
+    details = {"splits": opts.is_splits, "shuffle_seed": opts.is_shuffle_seed, "split_values": list(estimate.values)}
+    return MetricValue(estimate.mean, estimate.std, details)
+
+
+register_metric(MetricSpec(
+    "is", "IS", higher_is_better=True, needs_reference=False, reference_needs_features=False, compute=_score_is,
+    reference="Salimans et al. 2016 (improved-gan inception_score.py; TTUR; torch-fidelity)",
+))

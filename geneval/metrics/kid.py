@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from geneval.errors import GenevalInputError
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
 from geneval.metrics.inception_score import Estimate
 from geneval.stats import as_feature_matrix
 
@@ -70,3 +71,18 @@ def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray, *, degree: int = 3, c
     off_diag_xx = k_xx.sum() - np.trace(k_xx)
     off_diag_yy = k_yy.sum() - np.trace(k_yy)
     return float((off_diag_xx + off_diag_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
+
+
+def _score_kid(inputs: MetricInputs) -> MetricValue:
+    opts = inputs.options
+    size = resolve_subset_size(opts.kid_subset_size, inputs.gen.count, inputs.ref.count)
+    estimate = kid(inputs.gen_features(), inputs.ref_features(), subsets=opts.kid_subsets, subset_size=size,
+                   seed=opts.seed)
+    details = {"subsets": opts.kid_subsets, "subset_size": size, "seed": opts.seed, "kernel": "(x·y/d + 1)^3"}
+    return MetricValue(estimate.mean, estimate.std, details)
+
+
+register_metric(MetricSpec(
+    "kid", "KID", higher_is_better=False, needs_reference=True, reference_needs_features=True, compute=_score_kid,
+    reference="Bińkowski et al. 2018 (compute_scores.py; torch-fidelity)",
+))

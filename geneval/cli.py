@@ -163,5 +163,19 @@ def quickstart(out_dir, num, markdown, quiet):
                f"records: {Path(out_dir) / 'records.json'}; grid: {Path(out_dir) / 'samples.png'}", err=True)
 
 
+def _add_plugin_commands() -> None:
+    """Commands other packages register under the ``geneval.cli`` entry-point group (``geneval train``)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="geneval.cli"):
+        if entry.name not in main.commands:
+            try:
+                main.add_command(entry.load(), entry.name)
+            except ImportError as error:  # a broken optional plugin must not take the metrics CLI down
+                logging.getLogger(__name__).warning("geneval %s is unavailable: %s", entry.name, error)
+
+
+_add_plugin_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures defined in tests/inception_weights.py (the calibrated fake FID-Inception state dict).
+pytest_plugins = ["inception_weights"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 

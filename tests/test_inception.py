@@ -23,7 +23,6 @@ from geneval.features import EXTRACTORS
 from geneval.features.inception import FIDInceptionV3, LAYERS, build, preprocess
 from geneval.features.tf_resize import resize_bilinear_tf1
 from geneval.weights import file_sha256
-from inception_weights import fake_inception_weights  # noqa: F401  (session fixture)
 
 NUM_IMAGES = 16
 REL_NORM_TOL = 5e-5  # ‖ours − theirs‖ / ‖theirs‖ over a whole feature matrix

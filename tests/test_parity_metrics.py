@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from geneval import score
-from inception_weights import fake_inception_weights  # noqa: F401  (pytest fixture)
 
 NUM = 40  # per side: enough to exercise every step at 32×32; the slow test uses more
 
@@ -64,7 +63,7 @@ def _check_tf_mode_against_torch_fidelity(gen, ref, weights, *, kid_subset_size,
     return ours, theirs
 
 
-def test_tf_mode_matches_torch_fidelity(fake_inception_weights, cifar10_npz):  # noqa: F811
+def test_tf_mode_matches_torch_fidelity(fake_inception_weights, cifar10_npz):
     gen, ref = cifar_sets(cifar10_npz, NUM)
     _check_tf_mode_against_torch_fidelity(gen, ref, fake_inception_weights, kid_subset_size=20, is_splits=4)
 
@@ -93,12 +92,12 @@ def _check_pytorch_fid_mode(gen, ref, weights, tmp_path, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")
-def test_pytorch_fid_mode_matches_pytorch_fid(fake_inception_weights, cifar10_npz, tmp_path, monkeypatch):  # noqa: F811
+def test_pytorch_fid_mode_matches_pytorch_fid(fake_inception_weights, cifar10_npz, tmp_path, monkeypatch):
     gen, ref = cifar_sets(cifar10_npz, NUM)
     _check_pytorch_fid_mode(gen, ref, fake_inception_weights, tmp_path, monkeypatch)
 
 
-def test_inception_fid_is_independent_of_batch_size_and_zero_on_itself(fake_inception_weights, cifar10_npz):  # noqa: F811
+def test_inception_fid_is_independent_of_batch_size_and_zero_on_itself(fake_inception_weights, cifar10_npz):
     gen, ref = cifar_sets(cifar10_npz, NUM)
     small = _geneval(gen, ref, fake_inception_weights, "tf", metrics=("fid",), batch_size=7)
     large = _geneval(gen, ref, fake_inception_weights, "tf", metrics=("fid",), batch_size=40)
@@ -109,7 +108,7 @@ def test_inception_fid_is_independent_of_batch_size_and_zero_on_itself(fake_ince
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")
-def test_parity_on_more_images(fake_inception_weights, cifar10_npz, tmp_path, monkeypatch):  # noqa: F811
+def test_parity_on_more_images(fake_inception_weights, cifar10_npz, tmp_path, monkeypatch):
     gen, ref = cifar_sets(cifar10_npz, 500)
     _check_tf_mode_against_torch_fidelity(gen, ref, fake_inception_weights, kid_subset_size=200, is_splits=10)
     _check_pytorch_fid_mode(gen, ref, fake_inception_weights, tmp_path, monkeypatch)

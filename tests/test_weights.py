@@ -15,7 +15,6 @@ import geneval.weights as weights
 from geneval.errors import GenevalInputError
 from geneval.features.inception import FIDInceptionV3, build
 from geneval.weights import WeightsSpec, download, file_sha256, load_state_dict_file, resolve_weights
-from inception_weights import fake_inception_weights  # noqa: F401  (session fixture)
 
 PAYLOAD = b"pretend these are weights\n" * 1000
 

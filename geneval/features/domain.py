@@ -26,7 +26,6 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from geneval.errors import GenevalInputError
 from geneval.features.base import EXTRACTORS, ExtractorInfo, FeatureExtractor

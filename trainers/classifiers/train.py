@@ -18,25 +18,21 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
+from geneval.atomic import write_text_atomic
 from geneval.datasets import open_dataset
 from geneval.features.domain import NETS
 from trainers.classifiers.models import RECIPES, Recipe
+from trainers.common.checkpoint import save_checkpoint
+from trainers.common.seeding import derived_seed
 
 log = logging.getLogger("trainers.classifiers.train")
-
-
-def derived_seed(*words: int) -> int:
-    """A 63-bit seed for one stream (data order, augmentation of one batch, ...) from integers."""
-    return int(np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 ORDER, AUGMENT = 1, 2  # stream ids for derived_seed
@@ -85,20 +81,6 @@ def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                 x = x.contiguous(memory_format=torch.channels_last)
             correct += int((model(x).argmax(1) == labels[start:start + batch_size]).sum())
     return correct / len(images)
-
-
-def save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def run_config(args: argparse.Namespace, recipe: Recipe) -> dict:
@@ -154,12 +136,12 @@ def train(args: argparse.Namespace) -> dict:
         log.info("resumed %s at epoch %d batch %d", ckpt_path, epoch, batch)
 
     def checkpoint() -> None:
-        save_atomic({
+        save_checkpoint(ckpt_path, {
             "config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
             "epoch": epoch, "batch": batch, "history": history,
             "data": {"train": info_train["fingerprint"], "test": info_test["fingerprint"]},
-        }, ckpt_path)
+        })
 
     last_save = time.monotonic()
     while epoch < recipe.epochs:
@@ -215,7 +197,7 @@ def train(args: argparse.Namespace) -> dict:
         "data_fingerprints": {"train": info_train["fingerprint"], "test": info_test["fingerprint"]},
         "torch": torch.__version__, "argv": sys.argv,
     }
-    write_json_atomic(final, out / "done.json")
+    write_text_atomic(out / "done.json", json.dumps(final, indent=2) + "\n")
     log.info("finished: test accuracy %.4f (target %.4f)", final["test_accuracy"], final["target_accuracy"])
     return final
 

@@ -1,0 +1,31 @@
+"""Atomic checkpoints: written to a temporary file in the same folder, flushed, then renamed over the old one,
+so a run killed at any moment leaves either the previous checkpoint or the new one, never half of one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(state, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint this project wrote (tensors, numbers, strings, dicts, lists; ``weights_only``)."""
+    return torch.load(path, map_location="cpu", weights_only=False)

@@ -1,0 +1,50 @@
+"""Auto-evaluation of a trained model's samples through geneval's public API (never a re-implementation).
+
+``evaluate_samples`` scores uint8 samples against a named reference split with the dataset's default
+extractor (the domain classifier for the embedded datasets) and returns a compact, JSON-ready dict per metric
+plus the evaluation protocol that the leaderboards print under their tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from geneval.evaluate import ScoreOptions, score
+
+
+def evaluate_samples(
+    samples_uint8: torch.Tensor | np.ndarray,
+    *,
+    reference: str,
+    metrics: tuple[str, ...] = ("fid", "is", "kid"),
+    features: str | None = None,
+    labels: torch.Tensor | np.ndarray | None = None,
+    kid_subsets: int = 100,
+    progress: bool = False,
+    **options,
+) -> tuple[dict, dict]:
+    """``(metrics, protocol)``: ``metrics[name] = {"value", "std", "label", "higher_is_better", "details"}``."""
+    from geneval.sources import open_source
+
+    source = open_source(samples_uint8, labels=labels) if labels is not None else samples_uint8
+    opts = ScoreOptions(metrics=metrics, features=features, kid_subsets=kid_subsets, progress=progress, **options)
+    record = score(source, reference, options=opts)
+    out = {
+        r.metric: {"value": r.value, "std": r.std, "label": r.label, "higher_is_better": r.higher_is_better,
+                   "details": {k: v for k, v in r.details.items() if k != "split_values"}}
+        for r in record.results
+    }
+    prov = record.provenance
+    protocol = {
+        "extractor": prov["extractor"]["extractor"],
+        "weights_sha256": prov["extractor"]["weights_sha256"],
+        "mode": prov["extractor"]["mode"],
+        "num_samples": prov["samples"]["count"],
+        "reference": reference,
+        "reference_count": prov["reference"].get("count"),
+        "reference_fingerprint": prov["reference"].get("fingerprint"),
+        "kid_subsets": kid_subsets,
+        "warnings": record.warnings,
+    }
+    return out, protocol

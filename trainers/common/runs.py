@@ -1,0 +1,130 @@
+"""A run folder and the results record a finished run writes (the leaderboards read these records).
+
+Layout of ``<out>/``: ``config.json`` (what was asked; a resumed run must ask the same), ``checkpoint.pt``
+(latest, atomic), ``best.pt`` (best on the validation protocol, if the trainer tracks one), ``log.jsonl``
+(one JSON line per logged step/evaluation), ``samples.png`` and other images, ``record.json`` (written last:
+its presence means the run finished).
+
+The record's schema (``RECORD_VERSION``): ``family``, ``model``, ``preset``, ``seed``, ``dataset``,
+``config``, ``params`` (name → count), ``steps``, ``wall_time_s``, ``metrics`` (``{"final": {...},
+"best": {...}}``, each metric ``{"value", "std", "label", "higher_is_better", ...}``), ``evaluation`` (the
+protocol: extractor + weights sha256, sample count, reference split, seeds), ``artifacts`` (relative paths),
+and ``software`` (geneval version, torch version, git commit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+from geneval.atomic import write_text_atomic
+from geneval.errors import GenevalInputError
+
+RECORD_VERSION = 1
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / "record.json"
+
+    def finished(self) -> bool:
+        return self.record_path.is_file()
+
+    def start(self, config: dict, *, resume: bool) -> bool:
+        """Create the folder and write ``config.json``; return True when resuming an existing checkpoint.
+
+        An existing run with a different config is an error (resuming it would mix two experiments); so is
+        an existing checkpoint without ``resume``.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        config_path = self.file("config.json")
+        canonical = json.loads(json.dumps(config, default=str))
+        if config_path.is_file():
+            previous = json.loads(config_path.read_text())
+            if previous != canonical:
+                changed = sorted(k for k in set(previous) | set(canonical) if previous.get(k) != canonical.get(k))
+                raise GenevalInputError(
+                    f"{self.path} holds a run with a different config (keys {', '.join(changed)}); "
+                    "use another --out or delete it"
+                )
+        if self.checkpoint.is_file() and not resume:
+            raise GenevalInputError(f"{self.checkpoint} exists: pass --resume to continue it, or use another --out")
+        write_text_atomic(config_path, json.dumps(canonical, indent=2, sort_keys=True) + "\n")
+        return self.checkpoint.is_file()
+
+    def log(self, entry: dict) -> None:
+        with open(self.file("log.jsonl"), "a") as handle:
+            handle.write(json.dumps(entry, default=_jsonable) + "\n")
+
+    def read_log(self) -> list[dict]:
+        path = self.file("log.jsonl")
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+    def write_record(self, record: dict) -> Path:
+        full = {"record_version": RECORD_VERSION, **record, "software": software()}
+        return write_text_atomic(self.record_path, json.dumps(full, indent=2, default=_jsonable) + "\n")
+
+    def read_record(self) -> dict:
+        return json.loads(self.record_path.read_text())
+
+
+def truncate_log(run: RunDir, *, after_step: int) -> None:
+    """Drop log lines past ``after_step`` (written after the checkpoint a resumed run restarts from)."""
+    entries = [e for e in run.read_log() if e.get("step", 0) <= after_step]
+    write_text_atomic(run.file("log.jsonl"), "".join(json.dumps(e) + "\n" for e in entries))
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def software() -> dict:
+    from geneval import __version__
+
+    return {"geneval": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "commit": git_commit()}
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Stopwatch:
+    """Wall time that survives resumption: seconds spent before the checkpoint plus this session's."""
+
+    def __init__(self, before: float = 0.0):
+        self.before = before
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")

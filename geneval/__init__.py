@@ -2,12 +2,14 @@
 
     from geneval import fid, inception_score, kid          # pure functions of features / statistics
     from geneval import score                              # end to end: samples, reference → Record
+    from geneval import likelihood                         # nats, bits/dim of explicit-density models
 """
 
 __version__ = "0.1.0"
 
 from geneval.metrics import fid, inception_score, kid  # noqa: E402
 from geneval.stats import GaussianStats  # noqa: E402
+from geneval import likelihood  # noqa: E402
 
 
 def score(samples, ref=None, **kwargs):
@@ -17,4 +19,4 @@ def score(samples, ref=None, **kwargs):
     return _score(samples, ref, **kwargs)
 
 
-__all__ = ["GaussianStats", "fid", "inception_score", "kid", "score", "__version__"]
+__all__ = ["GaussianStats", "fid", "inception_score", "kid", "likelihood", "score", "__version__"]

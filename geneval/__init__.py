@@ -8,6 +8,7 @@
 __version__ = "0.1.0"
 
 from geneval.metrics import fid, inception_score, kid  # noqa: E402
+from geneval.metrics import density_coverage, prdc, precision_recall  # noqa: E402
 from geneval.stats import GaussianStats  # noqa: E402
 from geneval import likelihood  # noqa: E402
 
@@ -19,4 +20,5 @@ def score(samples, ref=None, **kwargs):
     return _score(samples, ref, **kwargs)
 
 
-__all__ = ["GaussianStats", "fid", "inception_score", "kid", "likelihood", "score", "__version__"]
+__all__ = ["GaussianStats", "fid", "inception_score", "kid", "likelihood", "score", "__version__",
+           "density_coverage", "prdc", "precision_recall"]

@@ -46,6 +46,9 @@ class ScoreOptions:
     kid_subset_size: int | None = None
     is_splits: int = 10
     is_shuffle_seed: int | None = None
+    k_pr: int = 3  # precision/recall neighbourhood (Kynkäänniemi et al.)
+    k_dc: int = 5  # density/coverage neighbourhood (Naeem et al.)
+    prdc_strict: bool = False  # True: prdc's strict `<` for all four k-NN metrics
     use_cache: bool = True
     progress: bool = True
     device: str = "cpu"

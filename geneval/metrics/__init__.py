@@ -10,8 +10,10 @@ from geneval.metrics.base import METRICS, MetricInputs, MetricSpec, MetricValue,
 from geneval.metrics.fid import fid, frechet_distance
 from geneval.metrics.inception_score import Estimate, inception_score
 from geneval.metrics.kid import kid
+from geneval.metrics.prdc import PRDC, density_coverage, prdc, precision_recall
 
 __all__ = [
     "METRICS", "MetricInputs", "MetricSpec", "MetricValue", "register_metric",
     "Estimate", "fid", "frechet_distance", "inception_score", "kid",
+    "PRDC", "density_coverage", "prdc", "precision_recall",
 ]

@@ -1,0 +1,277 @@
+"""The GAN training loop: one loop for every recipe, read top to bottom.
+
+    geneval train gan --preset dcgan --budget small --dataset fashion-mnist --out runs/gan/dcgan --resume
+
+One *step* is one generator update preceded by ``n_dis`` discriminator updates (the papers' "iterations").
+Every random draw is derived from ``(seed, stream, step)`` (``trainers.common.seeding.generator``): the data
+order of epoch ``e`` from ``(seed, ORDER, e)``, the latents/labels/penalty mixing of step ``s`` from
+``(seed, NOISE, s)``. Nothing reads the global RNG after the weights are initialised, so a run resumed from a
+checkpoint (models, optimisers, EMA, spectral-norm vectors, batch-norm statistics, history) takes exactly
+the steps an uninterrupted one takes.
+
+Every ``eval_every`` steps the generator (its EMA if kept) is scored on the validation slice; the best
+checkpoint is kept in ``best.pt``; a validation FID above ``best × (1 + collapse_margin)`` marks a collapse.
+At the end final and best are scored on the test split and ``record.json`` is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+from torch.nn import functional as F
+
+from trainers.common.checkpoint import load_checkpoint, save_checkpoint
+from trainers.common.config import config_dict
+from trainers.common.data import load_split, to_signed_unit
+from trainers.common.runs import RunDir, Stopwatch, count_parameters, truncate_log
+from trainers.common.seeding import derived_seed, generator, rng_state, set_rng_state
+from trainers.gan import evaluation, losses
+from trainers.gan.layers import WeightEMA, orthogonal_penalty, regularised_weights
+from trainers.gan.models import build_models
+from trainers.gan.sampler import GanSampler
+
+log = logging.getLogger("trainers.gan.train")
+
+INIT, ORDER, NOISE = 1, 2, 3  # stream ids for derived_seed
+
+
+class GanTraining:
+    """Models, optimisers and data of one run, and ``step()``: n_dis D updates, then one G update."""
+
+    def __init__(self, cfg, *, images: torch.Tensor, labels: torch.Tensor):
+        self.cfg = cfg
+        self.images, self.labels = images, labels  # uint8 [N, C, H, W], int64 [N]
+        self.batches_per_epoch = len(images) // cfg.batch_size  # the incomplete last batch is dropped
+        self._order_epoch, self._order = -1, None
+
+        torch.manual_seed(derived_seed(cfg.seed, INIT))
+        self.G, self.D = build_models(cfg, shape=cfg.shape, num_classes=cfg.num_classes)
+        self.ema = WeightEMA(self.G, decay=cfg.ema_decay, start_step=cfg.ema_start) if cfg.ema_decay else None
+        self.opt_g = make_optimizer(cfg, self.G.parameters(), lr=cfg.lr_g)
+        self.opt_d = make_optimizer(cfg, self.D.parameters(), lr=cfg.lr_d)
+        self.ortho_weights = regularised_weights(self.G) if cfg.ortho_beta else []
+        self.step = 0
+
+    # --------------------------------------------------------------------------------------------- data
+    def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real batch number ``index`` of the run (epoch = index // batches_per_epoch), as floats in [-1, 1]."""
+        epoch, b = divmod(index, self.batches_per_epoch)
+        if epoch != self._order_epoch:
+            self._order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, epoch))
+            self._order_epoch = epoch
+        idx = self._order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
+        return to_signed_unit(self.images[idx]), self.labels[idx]
+
+    def latents(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=g)
+        y = torch.randint(0, self.cfg.num_classes, (self.cfg.batch_size,), generator=g) if self.cfg.conditional else None
+        return z, y
+
+    # --------------------------------------------------------------------------------------------- step
+    def train_step(self) -> tuple[float, float]:
+        cfg, G, D = self.cfg, self.G, self.D
+        g = generator(cfg.seed, NOISE, self.step)
+        y_real_used = cfg.conditional
+
+        # ---- discriminator: n_dis updates on fresh real batches and fresh fakes
+        D.requires_grad_(True)
+        for k in range(cfg.n_dis):
+            x_real, y_real = self.batch(self.step * cfg.n_dis + k)
+            y_real = y_real if y_real_used else None
+            z, y_fake = self.latents(g)
+            with torch.no_grad():
+                x_fake = G(z, y_fake)
+            real_score, real_aux = D(x_real, y_real)
+            fake_score, fake_aux = D(x_fake, y_fake)
+            loss_d = losses.d_loss(cfg.loss, real_score, fake_score)
+            if cfg.gp_weight:
+                loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(D, x_real, x_fake, y_real, generator=g)
+            if real_aux is not None:  # AC-GAN: D classifies real and generated samples (Odena et al. 2017, eq. 2)
+                loss_d = loss_d + cfg.acgan_weight * (F.cross_entropy(real_aux, y_real) +
+                                                      F.cross_entropy(fake_aux, y_fake))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            if cfg.clip:  # WGAN: keep the critic in a compact set (Arjovsky et al. 2017, Algorithm 1)
+                with torch.no_grad():
+                    for p in D.parameters():
+                        p.clamp_(-cfg.clip, cfg.clip)
+
+        # ---- generator: one update through a frozen D (no weight gradients computed for D)
+        D.requires_grad_(False)
+        z, y_fake = self.latents(g)
+        fake_score, fake_aux = D(G(z, y_fake), y_fake)
+        loss_g = losses.g_loss(cfg.loss, fake_score)
+        if fake_aux is not None:
+            loss_g = loss_g + cfg.acgan_weight * F.cross_entropy(fake_aux, y_fake)
+        if cfg.ortho_beta:
+            loss_g = loss_g + orthogonal_penalty(self.ortho_weights, beta=cfg.ortho_beta)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        if self.ema is not None:
+            self.ema.update(G, step=self.step)
+        self.step += 1
+        return float(loss_d.detach()), float(loss_g.detach())
+
+    # ------------------------------------------------------------------------------------ (de)serialise
+    def sampling_generator(self) -> torch.nn.Module:
+        return self.ema.model if self.ema is not None else self.G
+
+    def sampler(self) -> GanSampler:
+        return GanSampler(self.sampling_generator(), z_dim=self.cfg.z_dim, num_classes=self.cfg.num_classes,
+                          conditional=self.cfg.conditional)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "G_ema": self.ema.model.state_dict() if self.ema is not None else None,
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        set_rng_state(state["rng"])
+
+
+def make_optimizer(cfg, params, *, lr: float) -> torch.optim.Optimizer:
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2))
+
+
+# ================================================================================================= the run
+
+def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None) -> dict:
+    """Train (or continue) the run in ``out``; return its record (or ``{"stopped": step}`` when stopped early)."""
+    run = RunDir(out)
+    resuming = run.start(config_dict(cfg), resume=resume)
+    images, labels, info = load_split(cfg.dataset, "train")
+    n_train = len(images) - cfg.val_holdout
+    val_images, val_labels = images[n_train:], labels[n_train:]
+    if cfg.train_subset:
+        n_train = min(n_train, cfg.train_subset)
+    trainer = GanTraining(cfg, images=images[:n_train], labels=labels[:n_train])
+    val_metrics, _ = evaluation.available_metrics(cfg, evaluation.VALIDATION_METRICS)
+
+    history = {"best": None, "collapse": None, "evals": []}  # best: {"step", "fid", ...}
+    stopwatch = Stopwatch()
+    if resuming:
+        state = load_checkpoint(run.checkpoint)
+        trainer.load_state_dict(state["trainer"])
+        history = state["history"]
+        stopwatch = Stopwatch(state["wall_time_s"])
+        truncate_log(run, after_step=trainer.step)
+        log.info("resumed %s at step %d", run.checkpoint, trainer.step)
+
+    def checkpoint() -> None:
+        save_checkpoint(run.checkpoint, {"trainer": trainer.state_dict(), "history": history,
+                                         "wall_time_s": stopwatch.elapsed(), "config": config_dict(cfg)})
+
+    from geneval.sources import open_source
+
+    val_reference = open_source(val_images, labels=val_labels)
+    val_name = f"{cfg.dataset}:train[{len(images) - cfg.val_holdout}:]"
+    sums, count = [0.0, 0.0], 0
+    while trainer.step < cfg.steps:
+        loss_d, loss_g = trainer.train_step()
+        sums, count = [sums[0] + loss_d, sums[1] + loss_g], count + 1
+        step = trainer.step
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            run.log({"kind": "train", "step": step, "loss_d": sums[0] / count, "loss_g": sums[1] / count,
+                     "wall_time_s": round(stopwatch.elapsed(), 2)})
+            sums, count = [0.0, 0.0], 0
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            validate(trainer, run, history, reference=val_reference, reference_name=val_name, metrics=val_metrics,
+                     stopwatch=stopwatch)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint()
+        if stop_after_steps is not None and step >= stop_after_steps and step < cfg.steps:
+            checkpoint()
+            return {"stopped": step}
+    if not run.finished():
+        return finish(trainer, run, history, stopwatch=stopwatch, n_train=n_train, val_name=val_name,
+                      train_fingerprint=info["fingerprint"])
+    return run.read_record()
+
+
+def validate(trainer: GanTraining, run: RunDir, history: dict, *, reference, reference_name: str, metrics,
+             stopwatch: Stopwatch) -> None:
+    """Score the sampling generator on the validation slice; keep ``best.pt``; flag a collapse."""
+    cfg, step = trainer.cfg, trainer.step
+    sampler = trainer.sampler()
+    labels = sampler.labels_for(cfg.val_samples)
+    samples = sampler.sample(cfg.val_samples, cfg.sample_seed)
+    trainer.G.train()  # the sampler put the (non-EMA) generator in eval mode
+    values, _ = evaluation.score(samples, labels, cfg=cfg, reference=reference, reference_name=reference_name,
+                                 metrics=metrics)
+    entry = {"kind": "val", "step": step, "wall_time_s": round(stopwatch.elapsed(), 2),
+             **{name: v["value"] for name, v in values.items()}}
+    fid = entry.get("fid")
+    best = history["best"]
+    if fid is not None and (best is None or fid < best["fid"]):
+        history["best"] = {"step": step, **{k: v for k, v in entry.items() if k not in ("kind", "wall_time_s")}}
+        save_checkpoint(run.file("best.pt"), {"step": step, "G": trainer.G.state_dict(),
+                                              "G_ema": trainer.ema.model.state_dict() if trainer.ema else None,
+                                              "val": history["best"]})
+    elif fid is not None and history["collapse"] is None and fid > best["fid"] * (1.0 + cfg.collapse_margin):
+        history["collapse"] = {"step": step, "fid": fid, "best_fid": best["fid"], "best_step": best["step"]}
+        log.warning("collapse at step %d: validation FID %.2f > best %.2f × (1 + %.2f)", step, fid, best["fid"],
+                    cfg.collapse_margin)
+    history["evals"].append(entry)
+    run.log(entry)
+    log.info("step %d: %s", step, {k: v for k, v in entry.items() if k != "kind"})
+
+
+def finish(trainer: GanTraining, run: RunDir, history: dict, *, stopwatch: Stopwatch, n_train: int, val_name: str,
+           train_fingerprint: str) -> dict:
+    """Score final and best on the test split, draw the grids and curves, write ``record.json``."""
+    from geneval.grid import save_grid
+
+    cfg = trainer.cfg
+    train_time = stopwatch.elapsed()
+    report_metrics, skipped = evaluation.available_metrics(cfg, cfg.eval_metrics)
+    reference = f"{cfg.dataset}:test"
+    results, protocol = {}, None
+    for which in ("final", "best"):
+        sampler = GanSampler.from_run(run.path, which=which)
+        labels = sampler.labels_for(cfg.eval_samples)
+        samples = sampler.sample(cfg.eval_samples, cfg.sample_seed)
+        results[which], protocol = evaluation.score(samples, labels, cfg=cfg, reference=reference,
+                                                    reference_name=reference, metrics=report_metrics,
+                                                    num_ref=cfg.eval_num_ref)
+        grid_labels = sampler.labels_for(100)
+        save_grid(run.file(f"samples_{which}.png"), sampler.sample(100, cfg.sample_seed, grid_labels), ncols=10,
+                  scale=2)
+    evaluation.plot_curves(run.read_log(), run.file("curves.png"), title=f"{cfg.preset} ({cfg.budget}) on {cfg.dataset}")
+    params = {"generator": count_parameters(trainer.G), "discriminator": count_parameters(trainer.D)}
+    best = history["best"] or {}
+    record = {
+        "family": "gan", "model": cfg.preset, "preset": cfg.preset, "budget": cfg.budget, "seed": cfg.seed,
+        "dataset": cfg.dataset, "config": config_dict(cfg), "switches": cfg.switches(),
+        "batch_size": cfg.batch_size, "width_mult": cfg.width_mult, "n_dis": cfg.n_dis,
+        "params": params, "params_m": {k: round(v / 1e6, 4) for k, v in params.items()},
+        "steps": trainer.step, "iterations_k": trainer.step / 1000, "train_images": n_train,
+        "wall_time_s": round(train_time, 1), "eval_wall_time_s": round(stopwatch.elapsed() - train_time, 1),
+        "sampled_from": "ema" if trainer.ema is not None else "generator",
+        "metrics": results,
+        "best_step": best.get("step"),
+        "selection": {"reference": val_name, "metric": "fid", "num_samples": cfg.val_samples,
+                      "value": best.get("fid"), "evaluations": len(history["evals"])},
+        "collapse": {"detected": history["collapse"] is not None, "margin": cfg.collapse_margin,
+                     **(history["collapse"] or {})},
+        "evaluation": {**protocol, "sample_seed": cfg.sample_seed, "metrics_skipped": skipped,
+                       "train_fingerprint": train_fingerprint},
+        "artifacts": {"final_samples": "samples_final.png", "best_samples": "samples_best.png",
+                      "curves": "curves.png", "checkpoint": "checkpoint.pt", "best_checkpoint": "best.pt",
+                      "log": "log.jsonl"},
+    }
+    run.write_record(record)
+    return run.read_record()

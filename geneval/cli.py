@@ -163,6 +163,36 @@ def quickstart(out_dir, num, markdown, quiet):
                f"records: {Path(out_dir) / 'records.json'}; grid: {Path(out_dir) / 'samples.png'}", err=True)
 
 
+@main.command()
+@click.argument("checkpoint")
+@click.option("--split", metavar="SPLIT", default=None,
+              help="Data to evaluate (a dataset split like fashion-mnist:test, a folder, .npz...); "
+                   "default: the test split of the dataset the checkpoint was trained on.")
+@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N examples.")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True, metavar="B")
+@click.option("--json", "as_json", is_flag=True, help="Print the full JSON result.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def likelihood(checkpoint, split, num, batch_size, as_json, quiet):
+    """Test negative log-likelihood (nats, bits/dim) of a trained likelihood model's CHECKPOINT.
+
+    The checkpoint records its family; the family's loader (entry-point group ``geneval.likelihood``)
+    rebuilds the model, which declares its kind (exact, elbo, iwae-K, vlb) and data convention.
+
+    \b
+    Examples:
+      geneval likelihood runs/pixelcnn-bmnist/checkpoint.pt
+      geneval likelihood runs/vae-fmnist/checkpoint.pt --split fashion-mnist:test --json
+    """
+    from geneval.likelihood import evaluate, load_model
+
+    model = load_model(checkpoint)
+    split = split or getattr(model, "default_split", None)
+    if split is None:
+        raise GenevalInputError(f"{checkpoint}: no default split recorded; pass --split, e.g. fashion-mnist:test")
+    result = evaluate(model, split, num=num, batch_size=batch_size, progress=not quiet)
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.line())
+
+
 def _add_plugin_commands() -> None:
     """Commands other packages register under the ``geneval.cli`` entry-point group (``geneval train``)."""
     from importlib.metadata import entry_points

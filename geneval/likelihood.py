@@ -318,6 +318,11 @@ def load_model(checkpoint: str) -> LikelihoodModel:
     trainer by name)."""
     from importlib.metadata import entry_points
 
+    import os
+
+    if not os.path.isfile(checkpoint):
+        raise GenevalInputError(f"{checkpoint}: no such file; expected a trainer checkpoint (checkpoint.pt)")
+    # Trainer checkpoints hold numpy RNG states, which weights_only refuses: load only checkpoints you trust.
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     family = state.get("family") if isinstance(state, dict) else None
     if family is None:

@@ -1,0 +1,1 @@
+"""Reference autoregressive models (FVSBN, NADE, MADE, PixelCNN, Gated PixelCNN) with exact likelihoods."""

@@ -1,0 +1,120 @@
+"""Train an autoregressive model (FVSBN, NADE, MADE, PixelCNN, Gated PixelCNN) and evaluate its exact
+test likelihood with geneval.
+
+    geneval train pixelcnn --dataset binarized-mnist --preset small --out runs/pixelcnn-bmnist
+    geneval train made --dataset fashion-mnist --preset small --set num_masks=4 --out runs/made-fmnist --resume
+
+The loop, checkpoints, evaluation and record are ``trainers.common.likelihood_training``; this file says
+which network each name builds and the presets. Presets: ``smoke`` (a few steps on 256 images, seconds;
+the test suite runs it), ``small`` (minutes on one CPU core: what the likelihood table reports) and
+``paper`` (the reference sizes of pytorch-generative, trained for hours on a GPU there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from geneval.errors import GenevalInputError
+from trainers.autoregressive.models import FVSBN, MADE, NADE, GatedPixelCNN, PixelCNN
+from trainers.common.likelihood_training import LikelihoodTrainConfig, Spec, TrainingData, load_for_likelihood
+from trainers.common.seeding import derived_seed
+
+PYTORCH_GENERATIVE = "pytorch-generative README (dynamically binarised MNIST, test NLL in nats)"
+
+
+@dataclass(frozen=True)
+class AutoregressiveConfig(LikelihoodTrainConfig):
+    model: str = "pixelcnn"
+    rank: int = 8  # 8-bit data: rank of each pixel's 256-way readout (FVSBN, NADE, MADE)
+    hidden: int = 500  # NADE hidden units; MADE units per hidden layer
+    hidden_layers: int = 1  # MADE
+    num_masks: int = 1  # MADE: order/connectivity sets (1 = no resampling)
+    resample_order: bool = False  # MADE: also resample the input order (besides the connectivity)
+    channels: int = 64  # PixelCNN / Gated PixelCNN
+    num_layers: int = 7  # PixelCNN residual blocks / Gated PixelCNN gated layers
+    out_channels: int = 256  # the 1×1 output layer before the logits
+    conditional: bool = False  # Gated PixelCNN: p(x | class)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.model not in MODELS:
+            raise GenevalInputError(f"model {self.model!r} is not one of {', '.join(MODELS)}")
+        if self.num_masks != 1 and self.model != "made":
+            raise GenevalInputError(f"num_masks applies to made only, not {self.model}")
+        if self.resample_order and (self.model != "made" or self.num_masks < 2):
+            raise GenevalInputError("resample_order needs model made and num_masks ≥ 2")
+        if self.conditional and self.model != "gated-pixelcnn":
+            raise GenevalInputError(f"conditional applies to gated-pixelcnn only, not {self.model}")
+        for name in ("rank", "hidden", "hidden_layers", "num_masks", "channels", "num_layers", "out_channels"):
+            if getattr(self, name) < 1:
+                raise GenevalInputError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+
+
+def build(config: AutoregressiveConfig, data: TrainingData):
+    shape, levels = data.shape, data.levels
+    if config.model == "fvsbn":
+        return FVSBN(shape=shape, levels=levels, rank=config.rank)
+    if config.model == "nade":
+        return NADE(shape=shape, levels=levels, hidden=config.hidden, rank=config.rank)
+    if config.model == "made":
+        return MADE(shape=shape, levels=levels, hidden=(config.hidden,) * config.hidden_layers, rank=config.rank,
+                    num_masks=config.num_masks, resample_order=config.resample_order,
+                    mask_seed=derived_seed(config.seed, 201))
+    if config.model == "pixelcnn":
+        return PixelCNN(shape=shape, levels=levels, channels=config.channels, num_blocks=config.num_layers,
+                        out_channels=config.out_channels)
+    return GatedPixelCNN(shape=shape, levels=levels, channels=config.channels, num_layers=config.num_layers,
+                         out_channels=config.out_channels, num_classes=data.num_classes if config.conditional else 0)
+
+
+def published(nats: float) -> dict:
+    return {"binarized-mnist": {"nats": nats, "source": PYTORCH_GENERATIVE}}
+
+
+SPECS = {
+    name: Spec(family="autoregressive", model=name, build=build, kind=lambda config: "exact", published=published(nats))
+    for name, nats in (("fvsbn", 96.58), ("nade", 85.65), ("made", 84.87), ("pixelcnn", 81.45),
+                       ("gated-pixelcnn", 81.50))
+}
+MODELS = tuple(SPECS)
+
+SMOKE = dict(steps=6, batch_size=16, warmup_steps=2, train_num=256, eval_num=64, eval_batch_size=64, num_samples=8,
+             timing_num=4, sample_features="pixels", checkpoint_every=3, log_every=2)
+# small: minutes on one core. Learning rates from pytorch-generative's examples (1e-3, Adam), batch 64/32.
+PRESETS: dict[str, dict[str, dict]] = {
+    "fvsbn": {"smoke": {**SMOKE}, "small": dict(steps=3000, lr=1e-2, batch_size=100),
+              "paper": dict(steps=30000, lr=1e-2, batch_size=100)},
+    "nade": {"smoke": {**SMOKE, "hidden": 16}, "small": dict(steps=3000, hidden=500, batch_size=64),
+             "paper": dict(steps=60000, hidden=500, batch_size=64)},
+    "made": {"smoke": {**SMOKE, "hidden": 16, "num_masks": 2}, "small": dict(steps=4000, hidden=500, batch_size=100),
+             "paper": dict(steps=60000, hidden=8000, batch_size=100)},
+    "pixelcnn": {"smoke": {**SMOKE, "channels": 4, "num_layers": 1, "out_channels": 8},
+                 "small": dict(steps=1500, channels=16, num_layers=4, out_channels=64, batch_size=32),
+                 "paper": dict(steps=60000, channels=64, num_layers=7, out_channels=256, batch_size=64)},
+    "gated-pixelcnn": {"smoke": {**SMOKE, "channels": 4, "num_layers": 2, "out_channels": 8},
+                       "small": dict(steps=1500, channels=16, num_layers=5, out_channels=64, batch_size=32),
+                       "paper": dict(steps=60000, channels=64, num_layers=7, out_channels=256, batch_size=64)},
+}
+
+
+def make_config(model: str, *, preset: str, dataset: str, overrides: dict) -> AutoregressiveConfig:
+    from trainers.common.config import apply_overrides
+
+    if preset not in PRESETS[model]:
+        raise GenevalInputError(f"{model}: unknown preset {preset!r}; known: {', '.join(PRESETS[model])}")
+    base = AutoregressiveConfig(model=model, dataset=dataset, **PRESETS[model][preset])
+    if "model" in overrides:
+        raise GenevalInputError("model is chosen by the command (geneval train <model>), not by --set model=")
+    config = apply_overrides(base, overrides, what=f"{model} config")
+    config.validate()
+    return config
+
+
+def load_likelihood_model(state: dict):
+    """Entry point ``geneval.likelihood: autoregressive``: a checkpoint → a LikelihoodModel."""
+    return load_for_likelihood(state, SPECS, AutoregressiveConfig)
+
+
+def config_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(AutoregressiveConfig)]

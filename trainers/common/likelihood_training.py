@@ -1,0 +1,346 @@
+"""The training loop every likelihood-model family shares (autoregressive models, VAEs), top to bottom.
+
+    data   binarised MNIST (dynamic binarisation, as pytorch-generative and the NADE/MADE papers) or 8-bit
+           Fashion-MNIST; batch ``(step)`` is a slice of epoch ``step // steps_per_epoch``'s permutation and its
+           binarisation is drawn from ``generator(seed, BINARIZE, step)``, so step s draws the same data
+           whether or not the run was interrupted before it
+    train  Adam, linear warm-up then cosine decay computed from the step (no scheduler state), gradient
+           clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats
+    save   ``checkpoint.pt`` atomically every ``checkpoint_every`` steps and at the end: model, optimizer,
+           step, training wall time and the global RNG states
+    eval   ``geneval.likelihood.evaluate`` on the whole test split (nats, bits/dim, standard error), sampling
+           time of ``timing_num`` images, a PNG grid, FID/IS/KID(/precision/recall) of ``num_samples``
+           samples against the test split with the dataset's domain extractor, and ``record.json``
+
+A family provides a ``Spec``: how to build its model from the config, the likelihood kind it reports, and
+optional extra metrics and pictures. Models implement ``loss(x, labels, generator)``,
+``log_prob(x, labels)`` and ``sample(num, seed=, first=, labels=)`` on uint8 data with ``levels`` values
+(2 for binarised, 256 for 8-bit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from geneval.errors import GenevalInputError
+from geneval.grid import save_grid
+from geneval.likelihood import EIGHT_BIT, DataConvention, binary_dynamic, evaluate
+from trainers.common.checkpoint import load_checkpoint, save_checkpoint
+from trainers.common.config import config_dict
+from trainers.common.data import binarize, load_split
+from trainers.common.runs import RunDir, Stopwatch, count_parameters, truncate_log
+from trainers.common.seeding import derived_seed, generator, rng_state, set_rng_state
+
+log = logging.getLogger(__name__)
+
+INIT, ORDER, BINARIZE, NOISE, SAMPLE, LABELS = 101, 102, 103, 104, 105, 106  # stream ids for derived_seed
+EVAL_BINARIZATION_SEED = 0  # the fixed binarisation of the test split (recorded in the convention)
+DATASETS = ("binarized-mnist", "fashion-mnist")
+
+
+@dataclass(frozen=True)
+class LikelihoodTrainConfig:
+    """Fields every likelihood trainer has; families subclass it with their model's fields."""
+
+    dataset: str = "binarized-mnist"
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    grad_clip: float = 10.0  # max global gradient norm; 0 = off
+    train_num: int | None = None  # use the first N training images (smoke runs); None = all
+    eval_num: int | None = None  # evaluate on the first N test images; None = the whole split
+    eval_batch_size: int = 500
+    num_samples: int = 200  # samples scored with FID/IS/KID against the test split
+    timing_num: int = 100  # the sampling time reported is for this many images
+    sample_features: str | None = None  # extractor for sample metrics; None = the dataset's domain network
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def validate(self) -> None:
+        if self.dataset not in DATASETS:
+            raise GenevalInputError(f"dataset {self.dataset!r} is not supported; expected one of {', '.join(DATASETS)}")
+        for name in ("steps", "batch_size", "eval_batch_size", "checkpoint_every", "log_every", "timing_num"):
+            if getattr(self, name) < 1:
+                raise GenevalInputError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.num_samples < self.timing_num:
+            raise GenevalInputError(f"num_samples ({self.num_samples}) must be ≥ timing_num ({self.timing_num})")
+        for name in ("train_num", "eval_num"):
+            value = getattr(self, name)
+            if value is not None and value < 2:
+                raise GenevalInputError(f"{name} must be ≥ 2 or none, got {value}")
+
+
+# --------------------------------------------------------------------------------------------- data
+
+
+class TrainingData:
+    """A dataset as the likelihood trainers see it: uint8 images with ``levels`` values and a convention."""
+
+    def __init__(self, name: str, *, seed: int, train_num: int | None):
+        self.name = name
+        self.seed = seed
+        self.source = "mnist" if name == "binarized-mnist" else name
+        self.binary = name == "binarized-mnist"
+        self.levels = 2 if self.binary else 256
+        self.convention: DataConvention = binary_dynamic(EVAL_BINARIZATION_SEED) if self.binary else EIGHT_BIT
+        images, labels, self.info = load_split(self.source, "train")
+        self.images, self.labels = images[:train_num], labels[:train_num]
+        self.num_classes = len(self.info["classes"])
+        self.shape = tuple(self.images.shape[1:])
+        self.num_dims = math.prod(self.shape)
+        self.test_split = f"{self.source}:test"
+        self._epoch, self._order = -1, None
+
+    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 ``[B, C, H, W]`` (0/1 or 0..255) and labels of training step ``step``; full batches only."""
+        per_epoch = max(1, len(self.images) // batch_size)
+        epoch, index = divmod(step, per_epoch)
+        if epoch != self._epoch:
+            self._order = torch.randperm(len(self.images), generator=generator(self.seed, ORDER, epoch))
+            self._epoch = epoch
+        take = self._order[index * batch_size:(index + 1) * batch_size]
+        x = self.images[take]
+        if self.binary:  # dynamic binarisation: fresh Bernoulli(x/255) pixels at every step
+            x = binarize(x, generator=generator(self.seed, BINARIZE, step)).to(torch.uint8)
+        return x, self.labels[take]
+
+    def to_image(self, x: torch.Tensor) -> torch.Tensor:
+        """Model values → uint8 pixels for PNGs and sample metrics (binary 0/1 → 0/255)."""
+        return (x * 255).to(torch.uint8) if self.binary else x.to(torch.uint8)
+
+    def test_reference(self, num: int | None) -> tuple[object, str]:
+        """What samples are compared with: the test split as the model sees it (binarised with the recorded
+        seed for binarised MNIST, as 0/255 pixels), and a name for the record."""
+        if not self.binary:
+            return self.test_split, self.test_split
+        images, _, _ = load_split("mnist", "test")
+        images = images[:num]
+        return self.to_image(self.convention.prepare(images, first_index=0)), \
+            f"mnist:test binarised (seed {EVAL_BINARIZATION_SEED}, 0/255)"
+
+
+# --------------------------------------------------------------------------------------------- the loop
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a family tells the loop about one model."""
+
+    family: str  # the geneval.likelihood entry-point name its checkpoints load through
+    model: str  # "pixelcnn", "vae", ...
+    build: Callable  # (config, data: TrainingData) -> nn.Module with loss/log_prob/sample
+    kind: Callable  # (config) -> "exact" | "iwae-K" | ...
+    published: dict | None = None  # {dataset: {"nats": ..., "source": ...}} for the tables
+    extra_metrics: Callable | None = None  # (model, config, data) -> {name: metric dict}
+    artifacts: Callable | None = None  # (model, config, data, run) -> {name: relative path}
+
+
+def lr_at(step: int, config: LikelihoodTrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to zero at ``steps``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def run_config(spec: Spec, config, preset: str) -> dict:
+    return {"family": spec.family, "model": spec.model, "preset": preset, **config_dict(config)}
+
+
+def build_model(spec: Spec, config, data: TrainingData) -> torch.nn.Module:
+    torch.manual_seed(derived_seed(config.seed, INIT))  # initial weights depend on the seed only
+    return spec.build(config, data)
+
+
+def train(spec: Spec, config, *, out: str | Path, preset: str, resume: bool = False,
+          stop_after_steps: int | None = None) -> dict | None:
+    """Train (or resume) a run in ``out``, then evaluate it and write ``record.json``; return the record.
+
+    ``stop_after_steps``: checkpoint and return None once that many steps are done (tests of exact resume).
+    """
+    run = RunDir(out)
+    resuming = run.start(run_config(spec, config, preset), resume=resume)
+    if resuming and run.finished():
+        log.info("%s already finished; not training again", out)
+        return run.read_record()
+    data = TrainingData(config.dataset, seed=config.seed, train_num=config.train_num)
+    model = build_model(spec, config, data)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step, before = 0, 0.0
+    window = [0.0, 0]  # summed loss and steps since the last log line (checkpointed: a resumed window is whole)
+    if resuming:
+        state = load_checkpoint(run.checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        step, before, window = state["step"], state["train_wall_time_s"], list(state["loss_window"])
+        truncate_log(run, after_step=step)
+        log.info("resumed %s at step %d", run.checkpoint, step)
+    watch = Stopwatch(before)
+
+    def checkpoint() -> None:
+        save_checkpoint(run.checkpoint, {
+            "family": spec.family, "model_name": spec.model, "preset": preset, "config": config_dict(config),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+            "train_wall_time_s": watch.elapsed(), "rng": rng_state(), "loss_window": tuple(window),
+        })
+
+    model.train()
+    while step < config.steps:
+        x, labels = data.batch(step, config.batch_size)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        loss = model.loss(x, labels, generator=generator(config.seed, NOISE, step))  # mean nats per example
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        step += 1
+        window = [window[0] + float(loss), window[1] + 1]
+        if step % config.log_every == 0 or step == config.steps:
+            nats = window[0] / window[1]
+            run.log({"step": step, "train_nats": round(nats, 4),
+                     "train_bits_per_dim": round(nats / (data.num_dims * math.log(2)), 5),
+                     "lr": lr_at(step - 1, config), "wall_time_s": round(watch.elapsed(), 2)})
+            window = [0.0, 0]
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+        if stop_after_steps is not None and step >= stop_after_steps and step < config.steps:
+            checkpoint()
+            return None
+    train_wall_time_s = watch.elapsed()
+    return evaluate_run(spec, model, config, data, run, preset=preset, steps=step, train_wall_time_s=train_wall_time_s)
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+
+
+class LikelihoodAdapter:
+    """A trained model as a ``geneval.likelihood.LikelihoodModel``."""
+
+    def __init__(self, model: torch.nn.Module, *, kind: str, convention: DataConvention, conditional: bool = False):
+        self.model, self.kind, self.convention, self.conditional = model.eval(), kind, convention, conditional
+
+    def log_prob(self, x_uint8: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.log_prob(x_uint8, labels).double()
+
+
+def sample_metric_names() -> tuple[str, ...]:
+    """FID, IS and KID, plus precision/recall when geneval's registry has them."""
+    from geneval.metrics import METRICS
+
+    names = ["fid", "is", "kid"]
+    names += [m for m in ("precision", "recall") if m in METRICS] or (["prdc"] if "prdc" in METRICS else [])
+    return tuple(names)
+
+
+def domain_extractor(data: TrainingData) -> str | None:
+    """The shipped domain classifier for the data, or None when its weights file is absent."""
+    import geneval
+
+    name = "mnist-cnn" if data.source == "mnist" else f"{data.source}-cnn"
+    return name if (Path(geneval.__file__).parent / "weights" / f"{name}.pt").is_file() else None
+
+
+def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tuple[dict, dict]:
+    from trainers.common.evaluation import evaluate_samples
+
+    features = config.sample_features or domain_extractor(data)
+    if features is None:
+        return {}, {"skipped": f"no weights for the {data.source} domain extractor in geneval/weights/"}
+    names = sample_metric_names() if features != "pixels" else ("fid", "kid")
+    reference, reference_name = data.test_reference(config.eval_num)
+    scores, protocol = evaluate_samples(samples_uint8, reference=reference, metrics=names, features=features,
+                                        num_ref=config.eval_num if not data.binary else None,
+                                        kid_subsets=100 if config.eval_num is None else 10)
+    protocol["reference"] = reference_name
+    return scores, protocol
+
+
+def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, preset: str, steps: int,
+                 train_wall_time_s: float) -> dict:
+    model.eval()
+    kind = spec.kind(config)
+    conditional = bool(getattr(model, "conditional", False))
+    adapter = LikelihoodAdapter(model, kind=kind, convention=data.convention, conditional=conditional)
+    result = evaluate(adapter, data.test_split, num=config.eval_num, batch_size=config.eval_batch_size)
+    log.info("%s %s: %s", spec.model, data.name, result.line())
+    metrics = {
+        "test_nats": {"value": result.nats, "std": result.nats_std_err, "label": f"test NLL, nats ({kind})",
+                      "higher_is_better": False},
+        "test_bits_per_dim": {"value": result.bits_per_dim, "std": result.bits_per_dim_std_err,
+                              "label": f"test bits/dim ({kind})", "higher_is_better": False},
+    }
+    if spec.extra_metrics is not None:
+        with torch.inference_mode():
+            metrics.update(spec.extra_metrics(model, config, data))
+
+    # Samples: image i from generator(seed, SAMPLE, i); the first timing_num are timed on their own.
+    class_labels = None
+    if conditional:
+        class_labels = torch.arange(config.num_samples) % data.num_classes
+    with torch.inference_mode():
+        started = time.perf_counter()
+        first = model.sample(config.timing_num, seed=derived_seed(config.seed, SAMPLE), first=0,
+                             labels=None if class_labels is None else class_labels[:config.timing_num])
+        sampling_s = time.perf_counter() - started
+        rest = model.sample(config.num_samples - config.timing_num, seed=derived_seed(config.seed, SAMPLE),
+                            first=config.timing_num,
+                            labels=None if class_labels is None else class_labels[config.timing_num:])
+    samples = data.to_image(torch.cat([first, rest]))
+    save_grid(run.file("samples.png"), samples[:100], ncols=10, scale=2)
+    artifacts = {"samples": "samples.png"}
+    scores, protocol = score_samples(samples, config, data)
+    metrics.update(scores)
+    if spec.artifacts is not None:
+        with torch.inference_mode():
+            artifacts.update(spec.artifacts(model, config, data, run))
+
+    record = {
+        "family": spec.family, "model": spec.model, "preset": preset, "seed": config.seed,
+        "dataset": data.name, "config": config_dict(config),
+        "params": {"total": count_parameters(model)},
+        "steps": steps, "wall_time_s": round(train_wall_time_s, 2),
+        "metrics": {"final": metrics},
+        "likelihood": result.as_dict(),
+        "sampling": {"num_images": config.timing_num, "seconds": round(sampling_s, 3),
+                     "note": getattr(model, "sampling_note", "")},
+        "evaluation": {**protocol, "likelihood_split": data.test_split, "convention": data.convention.as_dict()},
+        "published": (spec.published or {}).get(data.name),
+        "artifacts": artifacts,
+    }
+    run.write_record(record)
+    return run.read_record()
+
+
+def load_for_likelihood(state: dict, specs: dict[str, Spec], config_class: type) -> LikelihoodAdapter:
+    """Rebuild a checkpoint's model as a LikelihoodModel (the ``geneval.likelihood`` entry points use it)."""
+    spec = specs.get(state.get("model_name"))
+    if spec is None:
+        raise GenevalInputError(f"checkpoint model {state.get('model_name')!r} is not one of {', '.join(specs)}")
+    config = config_class(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in state["config"].items()})
+    data = TrainingData(config.dataset, seed=config.seed, train_num=2)  # the model's shapes; no training data
+    model = build_model(spec, config, data)
+    model.load_state_dict(state["model"])
+    adapter = LikelihoodAdapter(model, kind=spec.kind(config), convention=data.convention,
+                                conditional=bool(getattr(model, "conditional", False)))
+    adapter.default_split = data.test_split
+    return adapter
+
+
+def replace(config, **changes):
+    """``dataclasses.replace`` that re-runs the config's ``validate``."""
+    updated = dataclasses.replace(config, **changes)
+    updated.validate()
+    return updated

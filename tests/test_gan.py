@@ -296,3 +296,16 @@ def test_cli_bad_configs_print_one_line_and_exit_2(tmp_path):
     assert not (tmp_path / "x").exists()
     shown = _cli("gan", "--preset", "wgan-gp", "--budget", "small", "--print-config", "--out", str(tmp_path / "x"))
     assert json.loads(shown.stdout)["gp_weight"] == 10.0
+
+
+def test_pixel_gaussian_baseline_matches_the_train_moments_and_is_scored(tmp_path):
+    from trainers.gan.baseline import pixel_gaussian_samples, run_baseline
+
+    images = torch.randint(0, 256, (500, 1, 4, 4), dtype=torch.uint8)
+    samples = pixel_gaussian_samples(images, num=4000, seed=0)
+    assert samples.dtype == torch.uint8 and samples.shape == (4000, 1, 4, 4)
+    assert torch.allclose(samples.double().mean(0), images.double().mean(0), atol=4.0)
+    assert torch.equal(samples[:10], pixel_gaussian_samples(images, num=10, seed=0))
+    record = run_baseline(smoke("dcgan"), out=tmp_path / "baseline")
+    assert record["model"] == "pixel-gaussian" and "fid" in record["metrics"]["final"]
+    assert record["evaluation"]["reference"] == "fashion-mnist:test"

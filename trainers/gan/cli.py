@@ -87,3 +87,25 @@ def gan_truncation(run_dir, thresholds, num_samples, which, seed, out):
 
     click.echo((Path(out or run_dir) / "truncation.md").read_text())
     return rows
+
+
+@train.command("gan-baseline")
+@click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME")
+@click.option("--budget", "--scale", "budget", default="small", show_default=True, metavar="NAME",
+              help="Whose report protocol to copy (sample count, extractor, validation slice).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--out", required=True, metavar="DIR", type=click.Path(file_okay=False))
+def gan_baseline(dataset, budget, overrides, out):
+    """Score per-pixel Gaussian samples fitted to the training images with the GAN report protocol.
+
+    \b
+    Example:
+      geneval train gan-baseline --dataset fashion-mnist --budget small --out runs/gan/baseline
+    """
+    from trainers.common.config import parse_overrides
+    from trainers.gan.baseline import run_baseline
+    from trainers.gan.config import build_config
+
+    cfg = build_config(preset="dcgan", budget=budget, dataset=dataset, overrides=parse_overrides(overrides))
+    record = run_baseline(cfg, out=out)
+    click.echo(json.dumps({"out": out, **{k: round(v["value"], 4) for k, v in record["metrics"]["final"].items()}}))

@@ -45,6 +45,19 @@ DEFAULT_LAYERS = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "prdc
 BN_EPS = 1e-3  # TF's BatchNorm epsilon in this graph
 
 
+_POINTWISE_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
+
+
+def conv2d(conv: nn.Conv2d, x: torch.Tensor, *, relu: bool) -> torch.Tensor:
+    """``conv(x)``, then ReLU if asked. On CPU, one oneDNN call with the ReLU fused as a post-op (the kernel
+    PyTorch's own compiler emits): the same convolution, without a second pass over the output."""
+    if _POINTWISE_CONV is not None and x.device.type == "cpu" and x.dtype == torch.float32:
+        return _POINTWISE_CONV(x, conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+                               conv.groups, "relu" if relu else "none", [], "")
+    y = conv(x)
+    return F.relu_(y) if relu else y
+
+
 class BasicConv2d(nn.Module):
     """conv (no bias) → BatchNorm(eps 1e-3) → ReLU; after ``fold_batchnorm``, conv (with bias) → ReLU."""
 
@@ -54,7 +67,15 @@ class BasicConv2d(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=BN_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.bn, nn.Identity):
+            return conv2d(self.conv, x, relu=True)
         return F.relu(self.bn(self.conv(x)), inplace=True)
+
+    def linear(self, x: torch.Tensor) -> torch.Tensor:
+        """The affine part, before the ReLU."""
+        if isinstance(self.bn, nn.Identity):
+            return conv2d(self.conv, x, relu=False)
+        return self.bn(self.conv(x))
 
     @torch.no_grad()
     def fold_batchnorm(self) -> None:
@@ -71,9 +92,43 @@ class BasicConv2d(nn.Module):
         self.bn = nn.Identity()
 
 
+class Fused1x1(nn.Module):
+    """The 1×1 convolutions of one Inception block that read the block input (and are followed by a ReLU),
+    as one convolution: one wide GEMM instead of two or three narrow ones, and the block input read once.
+    Inference only (after ``fold_batchnorm``); each output channel's dot product is the member conv's own.
+    """
+
+    def __init__(self, convs: list[BasicConv2d]):
+        super().__init__()
+        for conv in convs:
+            if conv.conv.kernel_size != (1, 1) or not isinstance(conv.bn, nn.Identity):
+                raise ValueError("Fused1x1 takes folded 1x1 BasicConv2d modules")
+        self.sizes = [conv.conv.out_channels for conv in convs]
+        weight = torch.cat([conv.conv.weight for conv in convs])
+        bias = torch.cat([conv.conv.bias for conv in convs])
+        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=1).requires_grad_(False)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(bias)
+
+    def forward(self, x: torch.Tensor, *, relu: bool) -> list[torch.Tensor]:
+        """Each member conv's output (after ReLU if ``relu``), as channel slices of one tensor."""
+        return list(torch.split(conv2d(self.conv, x, relu=relu), self.sizes, dim=1))
+
+
 def _tf_avg_pool(x: torch.Tensor) -> torch.Tensor:
     # TF's 3x3/1 SAME average pool divides by the number of *real* pixels under the window (pytorch-fid patch).
     return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=False)
+
+
+def _pool_then_relu(branch_pool: "BasicConv2d", x: torch.Tensor) -> torch.Tensor:
+    """The average-pool branch ``relu(conv1x1(avgpool(x)))`` computed as ``relu(avgpool(conv1x1(x)))``.
+
+    A 1×1 conv (a per-pixel linear map over channels, plus a bias) commutes with a per-channel average pool
+    whose weights sum to 1, so the pool can run over the branch's 32–192 output channels instead of the
+    block's 192–1280 input channels. Exact in real arithmetic; float32 sums are merely ordered differently.
+    """
+    return F.relu_(_tf_avg_pool(branch_pool.linear(x)))
 
 
 class InceptionA(nn.Module):
@@ -89,10 +144,20 @@ class InceptionA(nn.Module):
         self.branch3x3dbl_3 = BasicConv2d(96, 96, kernel_size=3, padding=1)
         self.branch_pool = BasicConv2d(in_channels, pool_features, kernel_size=1)
 
+        self.fused: Fused1x1 | None = None
+
+    def fuse(self) -> None:
+        self.fused = Fused1x1([self.branch1x1, self.branch5x5_1, self.branch3x3dbl_1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(_tf_avg_pool(x))], 1)
+        if self.fused is None:  # reference path (BatchNorm calibration, tests)
+            b5 = self.branch5x5_2(self.branch5x5_1(x))
+            b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
+            return torch.cat([self.branch1x1(x), b5, b3, self.branch_pool(_tf_avg_pool(x))], 1)
+        b1, b5, b3 = self.fused(x, relu=True)
+        b5 = self.branch5x5_2(b5)
+        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(b3))
+        return torch.cat([b1, b5, b3, _pool_then_relu(self.branch_pool, x)], 1)
 
 
 class InceptionB(nn.Module):
@@ -127,12 +192,23 @@ class InceptionC(nn.Module):
         self.branch7x7dbl_5 = BasicConv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))
         self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
 
+        self.fused: Fused1x1 | None = None
+
+    def fuse(self) -> None:
+        self.fused = Fused1x1([self.branch1x1, self.branch7x7_1, self.branch7x7dbl_1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        bd = self.branch7x7dbl_1(x)
+        if self.fused is None:  # reference path
+            b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
+            bd = self.branch7x7dbl_1(x)
+            for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+                bd = conv(bd)
+            return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_tf_avg_pool(x))], 1)
+        b1, b7, bd = self.fused(x, relu=True)
+        b7 = self.branch7x7_3(self.branch7x7_2(b7))
         for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
             bd = conv(bd)
-        return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_tf_avg_pool(x))], 1)
+        return torch.cat([b1, b7, bd, _pool_then_relu(self.branch_pool, x)], 1)
 
 
 class InceptionD(nn.Module):
@@ -147,9 +223,19 @@ class InceptionD(nn.Module):
         self.branch7x7x3_3 = BasicConv2d(192, 192, kernel_size=(7, 1), padding=(3, 0))
         self.branch7x7x3_4 = BasicConv2d(192, 192, kernel_size=3, stride=2)
 
+        self.fused: Fused1x1 | None = None
+
+    def fuse(self) -> None:
+        self.fused = Fused1x1([self.branch3x3_1, self.branch7x7x3_1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3_2(self.branch3x3_1(x))
-        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+        if self.fused is None:  # reference path
+            b3 = self.branch3x3_2(self.branch3x3_1(x))
+            b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(self.branch7x7x3_1(x))))
+            return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
+        b3, b7 = self.fused(x, relu=True)
+        b3 = self.branch3x3_2(b3)
+        b7 = self.branch7x7x3_4(self.branch7x7x3_3(self.branch7x7x3_2(b7)))
         return torch.cat([b3, b7, F.max_pool2d(x, kernel_size=3, stride=2)], 1)
 
 
@@ -169,18 +255,34 @@ class InceptionE(nn.Module):
         self.branch3x3dbl_3b = BasicConv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
         self.branch_pool = BasicConv2d(in_channels, 192, kernel_size=1)
 
+        self.fused: Fused1x1 | None = None
+
+    def fuse(self) -> None:
+        self.fused = Fused1x1([self.branch1x1, self.branch3x3_1, self.branch3x3dbl_1])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3_1(x)
-        bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
-        if self.max_pool_branch:  # the 2015-12-05 graph's Mixed_7c pools with max, not average
-            pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+        if self.fused is None:  # reference path
+            b3 = self.branch3x3_1(x)
+            bd = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
+            if self.max_pool_branch:  # the 2015-12-05 graph's Mixed_7c pools with max, not average
+                pooled = F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+            else:
+                pooled = _tf_avg_pool(x)
+            return torch.cat([
+                self.branch1x1(x),
+                self.branch3x3_2a(b3), self.branch3x3_2b(b3),
+                self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd),
+                self.branch_pool(pooled),
+            ], 1)
+        b1, b3, bd = self.fused(x, relu=True)
+        bd = self.branch3x3dbl_2(bd)
+        if self.max_pool_branch:  # a max pool does not commute with the conv: pool first, as the graph does
+            pooled = self.branch_pool(F.max_pool2d(x, kernel_size=3, stride=1, padding=1))
         else:
-            pooled = _tf_avg_pool(x)
+            pooled = _pool_then_relu(self.branch_pool, x)
         return torch.cat([
-            self.branch1x1(x),
-            self.branch3x3_2a(b3), self.branch3x3_2b(b3),
-            self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd),
-            self.branch_pool(pooled),
+            b1, self.branch3x3_2a(b3), self.branch3x3_2b(b3), self.branch3x3dbl_3a(bd), self.branch3x3dbl_3b(bd),
+            pooled,
         ], 1)
 
 
@@ -215,6 +317,13 @@ class FIDInceptionV3(nn.Module):
         for module in self.modules():
             if isinstance(module, BasicConv2d):
                 module.fold_batchnorm()
+
+    def prepare_for_inference(self) -> None:
+        """Fold every BatchNorm into its conv, then fuse each block's 1×1 convs (see ``Fused1x1``)."""
+        self.fold_batchnorm()
+        for module in self.modules():
+            if hasattr(module, "fuse"):
+                module.fuse()
 
     def forward(self, x: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -274,7 +383,7 @@ class InceptionFeatureExtractor(FeatureExtractor):
         self.mode = mode
         self.device = torch.device(device)
         net.eval().requires_grad_(False)
-        net.fold_batchnorm()
+        net.prepare_for_inference()
         self.net = net.to(self.device, memory_format=torch.channels_last)
         self.info = ExtractorInfo(
             name=NAME, weights_sha256=weights_sha256, mode=mode, layers=dict(LAYERS), default_layers=dict(DEFAULT_LAYERS)

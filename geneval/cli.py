@@ -193,6 +193,37 @@ def likelihood(checkpoint, split, num, batch_size, as_json, quiet):
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else result.line())
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def datasets(as_json):
+    """List the named datasets, where each split was found on this machine, and how to get missing ones.
+
+    \b
+    Search order: $GENEVAL_DATA, $GENEVAL_SHARED_DATASETS or ../shared/datasets, /usr/share/datasets
+    (Debian's dataset-fashion-mnist), ~/.cache/geneval/data; GENEVAL_DOWNLOAD=1 lets torchvision download.
+    \b
+    Examples:
+      geneval datasets
+      geneval score samples/ --ref fashion-mnist:test
+    """
+    from geneval.datasets import list_datasets
+    from geneval.results import align_columns
+
+    rows = list_datasets()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    cells = [("name", "C×H×W", "classes", "default extractor", "train", "test")]
+    for row in rows:
+        cells.append((row["name"], "×".join(map(str, row["shape"])), str(row["num_classes"]),
+                      row["default_extractor"] or "inception-v3-fid",
+                      row["found"]["train"] or "missing", row["found"]["test"] or "missing"))
+    click.echo(align_columns(cells))
+    for row in rows:
+        if not all(row["found"].values()):
+            click.echo(f"\n{row['name']}: {row['how_to_get']}")
+
+
 def _add_plugin_commands() -> None:
     """Commands other packages register under the ``geneval.cli`` entry-point group (``geneval train``)."""
     from importlib.metadata import entry_points

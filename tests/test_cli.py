@@ -164,3 +164,15 @@ def test_missing_inception_weights_offline(tmp_path, ref_npz):
     env = {"GENEVAL_INCEPTION_URL": (tmp_path / "no-such-file.pth").as_uri(), "GENEVAL_INCEPTION_WEIGHTS": ""}
     result = run(["score", ref_npz, "--ref", ref_npz, "--metrics", "fid", "-q"], tmp_path, **env)
     assert_one_line_error(result, "GENEVAL_INCEPTION_WEIGHTS", "--weights")
+
+
+def test_datasets_lists_where_each_split_was_found(tmp_path):
+    result = run(["datasets", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) >= {"mnist", "fashion-mnist", "cifar10", "stacked-mnist"}
+    assert rows["fashion-mnist"]["default_extractor"] == "fashion-mnist-cnn"
+    missing = run(["datasets"], tmp_path, GENEVAL_SHARED_DATASETS=str(tmp_path / "nowhere"),
+                  GENEVAL_DATA=str(tmp_path / "empty"))
+    assert missing.returncode == 0, missing.stderr
+    assert "missing" in missing.stdout and "mnist.npz" in missing.stdout  # says how to get it

@@ -172,7 +172,11 @@ def test_datasets_lists_where_each_split_was_found(tmp_path):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert set(rows) >= {"mnist", "fashion-mnist", "cifar10", "stacked-mnist"}
     assert rows["fashion-mnist"]["default_extractor"] == "fashion-mnist-cnn"
-    missing = run(["datasets"], tmp_path, GENEVAL_SHARED_DATASETS=str(tmp_path / "nowhere"),
-                  GENEVAL_DATA=str(tmp_path / "empty"))
-    assert missing.returncode == 0, missing.stderr
-    assert "missing" in missing.stdout and "mnist.npz" in missing.stdout  # says how to get it
+    data_root = tmp_path / "data"
+    data_root.mkdir()
+    np.savez(data_root / "mnist.npz", x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.uint8))
+    table = run(["datasets"], tmp_path, GENEVAL_DATA=str(data_root))
+    assert table.returncode == 0, table.stderr
+    mnist_line = next(line for line in table.stdout.splitlines() if line.startswith("mnist "))
+    assert str(data_root / "mnist.npz") in mnist_line  # $GENEVAL_DATA is searched first

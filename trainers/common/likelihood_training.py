@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
+from geneval.atomic import atomic_path
 from geneval.errors import GenevalInputError
 from geneval.grid import save_grid
 from geneval.likelihood import EIGHT_BIT, DataConvention, binary_dynamic, evaluate
@@ -300,7 +302,10 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
                             labels=None if class_labels is None else class_labels[config.timing_num:])
     samples = data.to_image(torch.cat([first, rest]))
     save_grid(run.file("samples.png"), samples[:100], ncols=10, scale=2)
-    artifacts = {"samples": "samples.png"}
+    with atomic_path(run.file("samples.npz")) as tmp:  # kept so samples can be re-scored (e.g. new extractors)
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, samples=samples.numpy())
+    artifacts = {"samples": "samples.png", "samples_uint8": "samples.npz"}
     scores, protocol = score_samples(samples, config, data)
     metrics.update(scores)
     if spec.artifacts is not None:

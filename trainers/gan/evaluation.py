@@ -24,6 +24,7 @@ VALIDATION_METRICS = ("fid", "is")
 
 
 def extractor_name(cfg) -> str:
+    """The extractor of both references (explicit: an array reference would otherwise default to Inception)."""
     from geneval.evaluate import default_extractor
 
     return cfg.eval_features or default_extractor(f"{cfg.dataset}:test")
@@ -70,7 +71,7 @@ def score(samples: torch.Tensor, labels: torch.Tensor | None, *, cfg, reference,
     """Score uint8 samples; ``reference`` is a dataset name or an opened Source (with labels);
     ``num_ref``: use the reference's first N images."""
     values, protocol = evaluate_samples(samples, reference=reference, metrics=metrics,
-                                        features=cfg.eval_features or None, labels=labels, num_ref=num_ref or None,
+                                        features=extractor_name(cfg), labels=labels, num_ref=num_ref or None,
                                         kid_subsets=100 if len(samples) >= 1000 else 10)
     protocol["reference"] = reference_name
     return values, protocol

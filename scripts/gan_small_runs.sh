@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The small-budget GAN runs behind docs/gan/ and leaderboards/records/gan/ (Fashion-MNIST, 1 thread each, one
+# at a time). Every command resumes where it stopped: rerun this script after an interruption.
+#   nohup scripts/gan_small_runs.sh > runs/gan/small.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=1
+G=.venv/bin/geneval
+mkdir -p runs/gan
+$G train gan-baseline --dataset fashion-mnist --budget small --out runs/gan/baseline-small
+$G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 --out runs/gan/dcgan-small --resume
+# class-conditional DCGAN (conditional BN in G, projection D, EMA of G) for the truncation sweep
+$G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 --out runs/gan/cdcgan-small --resume \
+  --set conditional=true --set g_cond=cbn --set d_cond=projection --set ema_decay=0.999
+$G train gan-truncation runs/gan/cdcgan-small --thresholds none,2,1.5,1,0.75,0.5,0.25 --num-samples 5000

@@ -91,8 +91,8 @@ def plot_curves(log_entries: list[dict], path, *, title: str) -> None:
     fig, (ax_loss, ax_fid) = plt.subplots(1, 2, figsize=(10, 3.6))
     if train:
         steps = [e["step"] for e in train]
-        ax_loss.plot(steps, [e["loss_d"] for e in train], label="D loss")
-        ax_loss.plot(steps, [e["loss_g"] for e in train], label="G loss")
+        ax_loss.plot(steps, [e["loss_d"] for e in train], marker=".", label="D loss")
+        ax_loss.plot(steps, [e["loss_g"] for e in train], marker=".", label="G loss")
         ax_loss.legend()
     ax_loss.set_xlabel("generator step")
     ax_loss.set_title("losses (mean over the logging interval)")

@@ -316,7 +316,7 @@ def load_model(checkpoint: str) -> LikelihoodModel:
     """A likelihood model from a trainer's checkpoint, rebuilt by the loader its family registers under the
     ``geneval.likelihood`` entry-point group (the checkpoint records its ``family``; geneval never imports a
     trainer by name)."""
-    from importlib.metadata import entry_points
+    from importlib.metadata import distributions
 
     import os
 
@@ -327,7 +327,13 @@ def load_model(checkpoint: str) -> LikelihoodModel:
     family = state.get("family") if isinstance(state, dict) else None
     if family is None:
         raise GenevalInputError(f"{checkpoint}: no 'family' recorded; expected a checkpoint written by a geneval trainer")
-    loaders = {entry.name: entry for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    # All installed distributions' entry points, not only the first "geneval" found on sys.path (a stale
+    # geneval.egg-info in the working directory would otherwise hide the installed one's loaders).
+    loaders = {}
+    for dist in distributions():
+        for entry in dist.entry_points:
+            if entry.group == ENTRY_POINT_GROUP:
+                loaders.setdefault(entry.name, entry)
     if family not in loaders:
         known = ", ".join(sorted(loaders)) or "none installed"
         raise GenevalInputError(f"{checkpoint}: no likelihood loader for family {family!r}; known: {known}")

@@ -209,7 +209,7 @@ def train(spec: Spec, config, *, out: str | Path, preset: str, resume: bool = Fa
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         step += 1
-        window = [window[0] + float(loss), window[1] + 1]
+        window = [window[0] + float(loss.detach()), window[1] + 1]
         if step % config.log_every == 0 or step == config.steps:
             nats = window[0] / window[1]
             run.log({"step": step, "train_nats": round(nats, 4),

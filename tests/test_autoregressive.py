@@ -159,6 +159,12 @@ def test_cli_smoke_resume_and_geneval_likelihood(tmp_path, mnist_npz):
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
     assert result["nats"] == pytest.approx(summary["test_nats"], rel=1e-12) and result["num_examples"] == 64
+    # the likelihood table is generated from such records
+    from trainers.tables import likelihood_table
+
+    table = likelihood_table([json.loads((out / "record.json").read_text())])
+    row = next(line for line in table.splitlines() if line.startswith("| MADE"))
+    assert f"{summary['test_nats']:.2f}" in row and "84.87" in row and "| 6 |" in row
 
 
 def test_bad_configs_fail_at_start():

@@ -9,6 +9,10 @@ __version__ = "0.1.0"
 
 from geneval.metrics import fid, inception_score, kid  # noqa: E402
 from geneval.metrics import density_coverage, prdc, precision_recall  # noqa: E402
+from geneval.metrics import (  # noqa: E402
+    bootstrap, class_histogram_kl, count_modes, fd_infinity, intra_fid, memorisation, ms_ssim, ms_ssim_diversity, ndb,
+    stacked_modes,
+)
 from geneval.stats import GaussianStats  # noqa: E402
 from geneval import likelihood  # noqa: E402
 
@@ -21,4 +25,5 @@ def score(samples, ref=None, **kwargs):
 
 
 __all__ = ["GaussianStats", "fid", "inception_score", "kid", "likelihood", "score", "__version__",
-           "density_coverage", "prdc", "precision_recall"]
+           "density_coverage", "prdc", "precision_recall", "bootstrap", "class_histogram_kl", "count_modes",
+           "fd_infinity", "intra_fid", "memorisation", "ms_ssim", "ms_ssim_diversity", "ndb", "stacked_modes"]

@@ -64,6 +64,38 @@ def _common_feature_options(command):
     return command
 
 
+def _metric_options(command):
+    """Options of the fidelity/diversity metrics (issue 4); their names are ScoreOptions fields."""
+    options = [
+        click.option("--k-pr", type=click.IntRange(1), default=3, show_default=True, help="Precision/recall k."),
+        click.option("--k-dc", type=click.IntRange(1), default=5, show_default=True, help="Density/coverage k."),
+        click.option("--prdc-strict", is_flag=True,
+                     help="Strict `<` ball membership for precision/recall/density/coverage, exactly as prdc."),
+        click.option("--min-per-class", type=click.IntRange(2), default=2, show_default=True,
+                     help="intra-FID: fewest generated and reference samples a class may have."),
+        click.option("--ndb-bins", type=click.IntRange(2), default=100, show_default=True, help="NDB k-means bins."),
+        click.option("--ndb-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
+                     show_default=True, help="NDB per-bin significance level."),
+        click.option("--fd-inf-points", type=click.IntRange(2), default=15, show_default=True,
+                     help="FD∞: number of sample sizes in the 1/N fit."),
+        click.option("--heldout", metavar="REF", default=None,
+                     help="memorisation: real samples the model never saw, e.g. fashion-mnist:test."),
+        click.option("--memorisation-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=0.01, show_default=True, help="memorisation: threshold quantile of held-out distances."),
+        click.option("--ms-ssim-pairs", type=click.IntRange(1), default=100, show_default=True,
+                     help="MS-SSIM diversity: random pairs per class."),
+        click.option("--out-dir", metavar="DIR", default=None,
+                     help="Write files for a person to look at here (memorisation_pairs.png)."),
+        click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="LEVEL",
+                     help="Bootstrap confidence interval for every metric, e.g. 0.95 (resamples the generated set)."),
+        click.option("--ci-resamples", type=click.IntRange(2), default=100, show_default=True),
+        click.option("--ci-seed", type=int, default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("samples")
 @click.option("--ref", metavar="REF", default=None,
@@ -82,8 +114,9 @@ def _common_feature_options(command):
 @click.option("--is-splits", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the full JSON record on stdout instead of a table.")
 @click.option("-o", "--out", metavar="PATH", default=None, help="Also write the JSON record to PATH.")
+@_metric_options
 def score(samples, ref, metric_names, features, mode, weights, batch_size, no_cache, quiet, num, num_ref,
-          value_range, resize, seed, kid_subsets, kid_subset_size, is_splits, as_json, out):
+          value_range, resize, seed, kid_subsets, kid_subset_size, is_splits, as_json, out, **metric_options):
     """Score SAMPLES (a folder, .npz, .npy, file.h5:dataset or named dataset) against --ref.
 
     \b
@@ -91,6 +124,9 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
       geneval score samples/ --ref fashion-mnist:train
       geneval score fake.npz --ref real_images/ --features inception-v3-fid --weights pt_inception.pth
       geneval score fake.npy --range -1,1 --ref ref_stats.npz --metrics fid --json
+      geneval score fake.npz --ref fashion-mnist:train --metrics precision,recall,density,coverage,intra_fid --ci 0.95
+      geneval score fake.npz --ref fashion-mnist:train --heldout fashion-mnist:test --metrics memorisation --out-dir out/
+      geneval score fake.npz --features stacked-mnist-cnn --metrics modes,modes_kl
     """
     from geneval.atomic import write_text_atomic
     from geneval.evaluate import ScoreOptions, score as run_score
@@ -99,7 +135,7 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
         metrics=tuple(m.strip().lower() for m in metric_names.split(",") if m.strip()),
         features=features, mode=mode, weights=weights, num=num, num_ref=num_ref, batch_size=batch_size,
         seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, is_splits=is_splits,
-        use_cache=not no_cache, progress=not quiet,
+        use_cache=not no_cache, progress=not quiet, **metric_options,
     )
     record = run_score(samples, ref, options=options, value_range=value_range, resize=_parse_size(resize))
     for warning in record.warnings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -28,6 +28,7 @@ from geneval.stats_io import is_stats_file, read_stats_npz
 log = logging.getLogger(__name__)
 
 INCEPTION = "inception-v3-fid"
+IMAGES_ROLE = "images"  # a metric of the uint8 samples themselves (MS-SSIM), not of an extractor's features
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ class ScoreOptions:
     k_pr: int = 3  # precision/recall neighbourhood (Kynkäänniemi et al.)
     k_dc: int = 5  # density/coverage neighbourhood (Naeem et al.)
     prdc_strict: bool = False  # True: prdc's strict `<` for all four k-NN metrics
+    min_per_class: int = 2  # intra-FID: a class with fewer generated or reference samples is an error
+    ndb_bins: int = 100  # NDB: k-means bins fitted on the reference (seeded with `seed`)
+    ndb_alpha: float = 0.05  # NDB: significance level of each bin's two-proportion z-test
+    fd_inf_points: int = 15  # FD∞: FIDs at this many sizes from N/10 to N (subsets seeded with `seed`)
+    heldout: str | None = None  # memorisation: real samples the model never saw (calibrates the threshold)
+    memorisation_quantile: float = 0.01  # memorisation: threshold = this quantile of held-out NN distances
+    ms_ssim_pairs: int = 100  # MS-SSIM diversity: random pairs per class (AC-GAN)
+    out_dir: str | None = None  # where metrics write files for a person to look at (memorisation pairs PNG)
+    ci: float | None = None  # bootstrap confidence level for every metric, e.g. 0.95; None: no interval
+    ci_resamples: int = 100
+    ci_seed: int = 0
     use_cache: bool = True
     progress: bool = True
     device: str = "cpu"
@@ -74,8 +86,10 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     extractor_name = opts.features or default_extractor(ref)
     extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
     gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num)
-    gen_layers = tuple(dict.fromkeys(extractor.default_layer(s.role) for s in specs))
-    ref_layers = tuple(dict.fromkeys(extractor.default_layer(s.role) for s in specs if s.needs_reference))
+    # Metrics of images (MS-SSIM) read no layer; one layer is still extracted for the count and labels.
+    gen_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.role != IMAGES_ROLE))
+    gen_layers = gen_layers or (extractor.default_layer("fid"),)
+    ref_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.needs_reference))
 
     warnings: list[str] = []
     ref_set, ref_info = (None, {})
@@ -88,13 +102,22 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         desc="generated features", fingerprint=gen_fingerprint,
     )
 
-    results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings) for spec in specs]
+    heldout_set, heldout_info = (None, None)
+    heldout_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.needs_heldout))
+    if heldout_layers and opts.heldout is not None:
+        heldout_set, heldout_info = reference_features(opts.heldout, extractor, heldout_layers,
+                                                       replace(opts, num_ref=None), needs_features=True)
+    sources = {"gen_source": gen_source, "heldout": heldout_set}
+    if opts.out_dir is not None and ref is not None and not is_stats_file(ref):
+        sources["ref_source"] = open_source(ref, num=opts.num_ref)  # for pictures of reference samples
+    results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings, sources) for spec in specs]
     provenance = {
         "geneval_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "extractor": {**extractor.info.as_dict(), "layers": {s.name: extractor.default_layer(s.role) for s in specs}},
+        "extractor": {**extractor.info.as_dict(), "layers": {s.name: _layer(extractor, s) for s in specs}},
         "samples": {**gen_source.describe(), "fingerprint": gen_fingerprint.hexdigest(), "count": gen_set.count},
         "reference": ref_info,
+        **({"heldout": heldout_info} if heldout_info is not None else {}),
         "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache")},
         "software": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
         "wall_time_s": round(time.perf_counter() - started, 3),
@@ -169,15 +192,36 @@ def _reference_from_stats_file(path, extractor, layers, *, needs_features: bool)
     return FeatureSet(count=stats.count, gaussians={layers[0]: stats}), info
 
 
-def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: ScoreOptions, warnings: list) -> Result:
-    layer = extractor.default_layer(spec.role)
+def _layer(extractor, spec) -> str | None:
+    return None if spec.role == IMAGES_ROLE else extractor.default_layer(spec.role)
+
+
+def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: ScoreOptions, warnings: list,
+             sources: dict | None = None) -> Result:
+    layer = _layer(extractor, spec)
     inputs = metrics.MetricInputs(gen=gen, ref=ref if spec.needs_reference else None, layer=layer, options=opts,
-                                  warnings=warnings)
+                                  warnings=warnings, **(sources or {}))
     measured = spec.compute(inputs)
     details = {"num_gen": gen.count, "num_ref": ref.count if ref is not None and spec.needs_reference else None,
                **measured.details}
+    if opts.ci is not None:
+        details.update(_interval(spec, inputs, opts, warnings))
     return Result(spec.name, f"{spec.label} ({extractor.info.name})", measured.value, measured.std,
                   spec.higher_is_better, layer, details)
+
+
+def _interval(spec, inputs, opts: ScoreOptions, warnings: list) -> dict:
+    """Bootstrap CI over the generated set (``geneval.metrics.bootstrap``); image metrics are not resampled."""
+    from geneval.metrics.bootstrap import KNN_ROLES, bootstrap_metric
+
+    if spec.role == IMAGES_ROLE:
+        warnings.append(f"--ci: {spec.name} reads images, not features, and has no bootstrap interval")
+        return {}
+    if spec.role in KNN_ROLES:
+        warnings.append(f"--ci: resampling with replacement duplicates samples, which shrinks the k-NN radii of "
+                        f"{spec.name}; its interval is conservative")
+    interval = bootstrap_metric(spec, inputs, level=opts.ci, resamples=opts.ci_resamples, seed=opts.ci_seed)
+    return interval.as_details()
 
 
 def _version() -> str:

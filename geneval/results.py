@@ -20,7 +20,11 @@ class Result:
     details: dict = field(default_factory=dict)
 
     def formatted(self, digits: int = 4) -> str:
+        """``value ± std``, or with a bootstrap interval ``value ± half-width (95% CI)`` (the std stays in JSON)."""
         text = _fmt(self.value, digits)
+        if self.details.get("ci_half_width") is not None:
+            level = f"{100 * self.details['ci_level']:g}%"
+            return f"{text} ± {_fmt(self.details['ci_half_width'], digits)} ({level} CI)"
         return text if self.std is None else f"{text} ± {_fmt(self.std, digits)}"
 
 

@@ -157,7 +157,7 @@ def test_fewer_than_two_samples(tmp_path, ref_npz):
 def test_missing_file_and_unknown_metric(tmp_path, ref_npz):
     assert_one_line_error(score_bad(tmp_path, tmp_path / "nope", ref_npz), "nope")
     result = run(["score", ref_npz, "--ref", ref_npz, "--features", "pixels", "--metrics", "fidd"], tmp_path)
-    assert_one_line_error(result, "fidd", "known:", " fid, is, kid")
+    assert_one_line_error(result, "fidd", "known:", " fid,", " kid")
 
 
 def test_missing_inception_weights_offline(tmp_path, ref_npz):

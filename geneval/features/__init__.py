@@ -7,5 +7,6 @@ from geneval.features.base import EXTRACTORS, ExtractorInfo, FeatureExtractor
 from geneval.features import pixels  # noqa: F401  (registers "pixels")
 from geneval.features import inception  # noqa: F401  (registers "inception-v3-fid")
 from geneval.features import domain  # noqa: F401  (registers the domain classifiers)
+from geneval.features import stacked  # noqa: F401  (registers "stacked-mnist-cnn")
 
 __all__ = ["EXTRACTORS", "ExtractorInfo", "FeatureExtractor"]

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 LAYERS = ("embedding", "logits", "probs")
-DEFAULT_LAYERS = {"fid": "embedding", "kid": "embedding", "prdc": "embedding", "is": "logits"}
+DEFAULT_LAYERS = {"fid": "embedding", "kid": "embedding", "prdc": "embedding", "is": "logits", "modes": "logits"}
 
 
 # --------------------------------------------------------------------------------------------- networks

@@ -11,9 +11,17 @@ from geneval.metrics.fid import fid, frechet_distance
 from geneval.metrics.inception_score import Estimate, inception_score
 from geneval.metrics.kid import kid
 from geneval.metrics.prdc import PRDC, density_coverage, prdc, precision_recall
+from geneval.metrics.intra_fid import IntraFID, intra_fid
+from geneval.metrics.modes import class_histogram_kl, count_modes, stacked_modes
+from geneval.metrics.ndb import ndb
+from geneval.metrics.memorisation import memorisation
+from geneval.metrics.ms_ssim import ms_ssim, ms_ssim_diversity
+from geneval.metrics.fd_infinity import fd_infinity
+from geneval.metrics.bootstrap import bootstrap
 
 __all__ = [
     "METRICS", "MetricInputs", "MetricSpec", "MetricValue", "register_metric",
     "Estimate", "fid", "frechet_distance", "inception_score", "kid",
-    "PRDC", "density_coverage", "prdc", "precision_recall",
+    "PRDC", "density_coverage", "prdc", "precision_recall", "IntraFID", "intra_fid", "class_histogram_kl",
+    "count_modes", "stacked_modes", "ndb", "memorisation", "ms_ssim", "ms_ssim_diversity", "fd_infinity", "bootstrap",
 ]

@@ -26,6 +26,11 @@ class MetricInputs:
     layer: str
     options: Any
     warnings: list[str] = field(default_factory=list)  # appended to the record's warnings
+    # For the few metrics that need more than two feature sets (memorisation: held-out real features) or the
+    # samples themselves (MS-SSIM; memorisation's PNG of closest pairs). ``Source`` objects, read lazily.
+    heldout: "FeatureSet | None" = None
+    gen_source: Any = None
+    ref_source: Any = None
 
     def gen_features(self):
         return self.gen.features[self.layer]
@@ -51,6 +56,7 @@ class MetricSpec:
     compute: Callable[[MetricInputs], MetricValue]
     layer_role: str | None = None  # key of the extractor's default_layers; None: the metric's name
     needs_labels: bool = False  # generated (and reference) class labels are required, e.g. intra-FID
+    needs_heldout: bool = False  # held-out real features (ScoreOptions.heldout) are extracted, e.g. memorisation
     reference: str = ""  # paper and reference implementation, shown by `geneval metrics`
 
     @property

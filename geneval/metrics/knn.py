@@ -84,8 +84,11 @@ class Points:
 
     def block(self, lo: int, hi: int) -> torch.Tensor:
         """Rows lo..hi−1, centred in float64, then rounded to float32."""
-        rows = np.asarray(self.x[lo:hi], dtype=np.float64) - self.centre
-        return torch.from_numpy(rows.astype(np.float32))
+        out = np.empty((hi - lo, self.dim), np.float32)
+        for start in range(lo, hi, 1024):  # float64 temporaries of 1024 rows, not of the whole block
+            stop = min(start + 1024, hi)
+            out[start - lo : stop - lo] = np.asarray(self.x[start:stop], dtype=np.float64) - self.centre
+        return torch.from_numpy(out)
 
     def rows(self, index: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.x[index], dtype=np.float64)
@@ -268,10 +271,10 @@ def ball_membership(queries: Points, centres: Points, radii_sq: dict[str, np.nda
         for clo in range(0, centres.count, centres.chunk):
             chi = min(clo + centres.chunk, centres.count)
             d2 = _sq_block(q, centres.block(clo, chi), q_norms[qlo:qhi], c_norms[clo:chi])
-            tol = slack_q[qlo:qhi, None] + slack_c[None, clo:chi]
+            slack = (slack_q[qlo:qhi], slack_c[clo:chi])
             by_key = {}
-            for key in {key for key, _ in rules.values()}:
-                by_key[key] = _classify(queries, centres, d2, tol, radii32[key], radii_sq[key], key, qlo, qhi, clo, chi)
+            for key in dict.fromkeys(key for key, _ in rules.values()):
+                by_key[key] = _classify(queries, centres, d2, slack, radii32[key], radii_sq[key], key, qlo, qhi, clo, chi)
             for name, (key, rule) in rules.items():
                 inside, pairs, d2_exact, r2_exact = by_key[key]
                 hits = RULES[rule](d2_exact, r2_exact)
@@ -279,14 +282,28 @@ def ball_membership(queries: Points, centres: Points, radii_sq: dict[str, np.nda
     return out
 
 
-def _classify(queries, centres, d2, tol, r32, r64, key, qlo, qhi, clo, chi):
-    """Pairs certainly inside (float32 clears the bound) and the ambiguous ones, with exact d² and r²."""
+def _classify(queries, centres, d2, slack, r32, r64, key, qlo, qhi, clo, chi):
+    """Pairs certainly inside (float32 clears the bound) and the ambiguous ones, with exact d² and r².
+
+    The band around r² is tol(i, j) + 2u·r² with tol(i, j) = slack_i + slack_j: the radius side's terms form a
+    vector ``own`` along the radius axis and the other side's slack a vector ``other``, so one float32 block
+    temporary suffices: inside ⇔ d̃² − r² + own < −other; ambiguous ⇔ not inside and d̃² − r² − own ≤ other.
+    """
     around_query = key.startswith("query")
-    r_block = r32[qlo:qhi, None] if around_query else r32[None, clo:chi]
-    margin = d2 - r_block
-    band = tol + r_block * (2 * _U32)
-    inside = margin < -band
-    ambiguous = torch.nonzero(margin.abs_() <= band).numpy()
+    slack_q, slack_c = slack
+    if around_query:
+        r, own, other = r32[qlo:qhi, None], slack_q[:, None] + r32[qlo:qhi, None] * (2 * _U32), slack_c[None, :]
+    else:
+        r, own, other = r32[None, clo:chi], slack_c[None, :] + r32[None, clo:chi] * (2 * _U32), slack_q[:, None]
+    shifted = d2 - r
+    shifted += own
+    inside = shifted < -other
+    shifted -= 2 * own
+    ambiguous_mask = shifted <= other
+    del shifted
+    ambiguous_mask &= ~inside
+    ambiguous = torch.nonzero(ambiguous_mask).numpy()
+    del ambiguous_mask
     qi, cj = ambiguous[:, 0], ambiguous[:, 1]
     d2_exact = np.empty(len(qi))
     for lo in range(0, len(qi), _EXACT_PAIRS):

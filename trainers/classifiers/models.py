@@ -38,6 +38,7 @@ RECIPES: dict[str, Recipe] = {
     # Digits are not symmetric (flips would turn some into others): small shifts only.
     "mnist": Recipe("mnist-cnn", epochs=15, batch_size=128, lr=0.05, weight_decay=5e-4,
                     warmup_epochs=1, crop_pad=2, hflip=False, channels_last=True),
-    "cifar10": Recipe("cifar10-cnn", epochs=30, batch_size=128, lr=0.1, weight_decay=5e-4,
-                      warmup_epochs=3, crop_pad=4, hflip=True, channels_last=True),
+    # 12 epochs: ~10 CPU-minutes each on one core; the narrow ResNet-9 passes 85% well before 30.
+    "cifar10": Recipe("cifar10-cnn", epochs=12, batch_size=128, lr=0.1, weight_decay=5e-4,
+                      warmup_epochs=2, crop_pad=4, hflip=True, channels_last=True),
 }

@@ -182,3 +182,9 @@ def test_class_conditional_gated_pixelcnn_smoke(tmp_path, fashion_mnist_dir):
     config = make_config("gated-pixelcnn", preset="smoke", dataset="fashion-mnist", overrides={"conditional": "true"})
     record = train(SPECS["gated-pixelcnn"], config, out=tmp_path / "cond", preset="smoke")
     assert record["likelihood"]["conditional"] is True
+    # kept samples can be scored again later (e.g. once a domain extractor ships) to the same numbers
+    from trainers.common.likelihood_training import rescore
+
+    again = rescore(tmp_path / "cond")
+    assert again["metrics"]["final"]["fid"]["value"] == pytest.approx(record["metrics"]["final"]["fid"]["value"], rel=1e-9)
+    assert again["evaluation"]["rescored"]

@@ -349,3 +349,40 @@ def replace(config, **changes):
     updated = dataclasses.replace(config, **changes)
     updated.validate()
     return updated
+
+
+def rescore(out: str | Path) -> dict:
+    """Score a finished run's kept samples (``samples.npz``) again with the current domain extractor and
+    rewrite its record, e.g. when the extractor's weights were not shipped yet at training time."""
+    import json
+
+    run = RunDir(out)
+    record = run.read_record()
+    config = json.loads(run.file("config.json").read_text())
+    data = TrainingData(record["dataset"], seed=record["seed"], train_num=2)
+    samples = torch.from_numpy(np.load(run.file("samples.npz"))["samples"])
+
+    class Settings:  # what score_samples reads from a config
+        sample_features = config.get("sample_features")
+        eval_num = config.get("eval_num")
+
+    scores, protocol = score_samples(samples, Settings, data)
+    if not scores:
+        return record
+    record["metrics"]["final"].update(scores)
+    record["evaluation"] = {**{k: v for k, v in record["evaluation"].items() if k != "skipped"}, **protocol,
+                            "rescored": "sample metrics computed after training from samples.npz"}
+    record.pop("software", None)
+    record.pop("record_version", None)
+    run.write_record(record)
+    return run.read_record()
+
+
+if __name__ == "__main__":  # python -m trainers.common.likelihood_training rescore RUN_DIR...
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "rescore":
+        raise SystemExit("usage: python -m trainers.common.likelihood_training rescore RUN_DIR...")
+    for folder in sys.argv[2:]:
+        final = rescore(folder)["metrics"]["final"]
+        print(folder, {k: round(v["value"], 4) for k, v in final.items() if v.get("value") is not None})

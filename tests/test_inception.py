@@ -11,8 +11,6 @@ included, is ~1e-5 relative to a float64 evaluation (checked below), so two floa
 
 from __future__ import annotations
 
-import unittest.mock
-
 import numpy as np
 import pytest
 import torch
@@ -68,14 +66,24 @@ def fidelity_features(fake_inception_weights, cifar_images) -> dict[str, torch.T
         return dict(zip(names, extractor(cifar_images)))
 
 
-def pytorch_fid_model(weights_path):
-    """pytorch-fid's InceptionV3 (block 3 = pool3) with our weights file instead of its download."""
+@pytest.fixture(scope="module")
+def torch_home_with_weights(fake_inception_weights, tmp_path_factory):
+    """A TORCH_HOME whose hub checkpoint folder holds our file under the official name: pytorch-fid's own
+    ``load_state_dict_from_url`` finds it there and runs unchanged, without fetching anything."""
+    home = tmp_path_factory.mktemp("torch_home")
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    (home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth").symlink_to(fake_inception_weights)
+    return home
+
+
+def pytorch_fid_model(torch_home, *, whole_network: bool = False):
+    """pytorch-fid's InceptionV3 (block 3 = pool3), or its bare ``fid_inception_v3()``, loading our file."""
     import pytorch_fid.inception as pfi
 
-    def load_local(*args, **kwargs):
-        return torch.load(weights_path, map_location="cpu", weights_only=True)
-
-    with unittest.mock.patch.object(pfi, "load_state_dict_from_url", load_local):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(torch_home))
+        if whole_network:
+            return pfi.fid_inception_v3()
         return pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).eval()
 
 
@@ -83,17 +91,14 @@ def test_registered():
     assert EXTRACTORS.get("inception-v3-fid") is build
 
 
-def test_state_dict_keys_are_the_official_ones(fake_inception_weights):
+def test_state_dict_keys_are_the_official_ones(fake_inception_weights, torch_home_with_weights):
     """One file must load into all three: the keys of pytorch-fid's model and torch-fidelity's are ours."""
-    import pytorch_fid.inception as pfi
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
     ours = list(FIDInceptionV3().state_dict())
     assert list(torch.load(fake_inception_weights, weights_only=True)) == ours
-    assert list(pytorch_fid_model(fake_inception_weights).blocks.state_dict()) != []  # it loaded (strict)
-    with unittest.mock.patch.object(pfi, "load_state_dict_from_url",
-                                    lambda *a, **k: torch.load(fake_inception_weights, weights_only=True)):
-        assert list(pfi.fid_inception_v3().state_dict()) == ours
+    assert list(pytorch_fid_model(torch_home_with_weights).blocks.state_dict()) != []  # it loaded (strict)
+    assert list(pytorch_fid_model(torch_home_with_weights, whole_network=True).state_dict()) == ours
     fidelity = FeatureExtractorInceptionV3("x", ["2048"], feature_extractor_weights_path=str(fake_inception_weights))
     assert list(fidelity.state_dict()) == ours
 
@@ -131,8 +136,8 @@ def test_tf_mode_matches_torch_fidelity(geneval_tf, cifar_images, fidelity_featu
         assert_close(f"tf {layer} vs torch-fidelity {theirs}", ours[layer], fidelity_features[theirs])
 
 
-def test_pytorch_fid_mode_matches_pytorch_fid(fake_inception_weights, cifar_images):
-    model = pytorch_fid_model(fake_inception_weights)
+def test_pytorch_fid_mode_matches_pytorch_fid(fake_inception_weights, torch_home_with_weights, cifar_images):
+    model = pytorch_fid_model(torch_home_with_weights)
     with torch.inference_mode():
         theirs = model(cifar_images.float() / 255)[0].squeeze(-1).squeeze(-1)
     extractor = build(mode="pytorch-fid", weights=str(fake_inception_weights))

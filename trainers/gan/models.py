@@ -207,8 +207,13 @@ class Discriminator(nn.Module):
         self.num_classes = num_classes
         self.concat = cond and cfg.d_cond == "concat"
         self.linear = maybe_sn(nn.Linear(feature_dim, 1), cfg.sn_d)
-        self.embed = maybe_sn(nn.Embedding(num_classes, feature_dim), cfg.sn_d) \
-            if cond and cfg.d_cond == "projection" else None
+        self.embed = None
+        if cond and cfg.d_cond == "projection":
+            # Glorot-uniform, as the reference implementation (pfnet-research/sngan_projection): PyTorch's default
+            # N(0, 1) makes ⟨embed(y), h⟩ ~√feature_dim times larger than ψ(h) and, without SN, blows D up.
+            embed = nn.Embedding(num_classes, feature_dim)
+            nn.init.xavier_uniform_(embed.weight)
+            self.embed = maybe_sn(embed, cfg.sn_d)
         self.aux = maybe_sn(nn.Linear(feature_dim, num_classes), cfg.sn_d) if cond and cfg.d_cond == "acgan" else None
 
     def head(self, h: torch.Tensor, y: torch.Tensor | None):

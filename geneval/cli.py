@@ -55,7 +55,8 @@ def _common_feature_options(command):
         click.option("--mode", type=click.Choice(["tf", "pytorch-fid"]), default=None,
                      help="Inception preprocessing: tf (TTUR/torch-fidelity, default) or pytorch-fid (legacy)."),
         click.option("--weights", metavar="PATH", default=None, help="Extractor weights file (else $GENEVAL_INCEPTION_WEIGHTS, cache, download)."),
-        click.option("--batch-size", type=click.IntRange(1, 4096), default=64, show_default=True, metavar="B"),
+        click.option("--batch-size", type=click.IntRange(1, 4096), default=None, metavar="B",
+                     help="Images per forward pass (default: the extractor's: 64 Inception, 500 domain nets)."),
         click.option("--no-cache", is_flag=True, help="Do not read or write the reference feature cache."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
     ]

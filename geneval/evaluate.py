@@ -41,7 +41,7 @@ class ScoreOptions:
     weights: str | None = None
     num: int | None = None  # generated samples to use (first N); None: all
     num_ref: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the extractor's own (64 for Inception, 500 for domain nets)
     seed: int = 2020  # KID subset draws (torch-fidelity's default seed)
     kid_subsets: int = 100
     kid_subset_size: int | None = None
@@ -98,7 +98,7 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         ref_set, ref_info = reference_features(ref, extractor, ref_layers, opts, needs_features=needs_ref_features)
     gen_fingerprint = ContentFingerprint()
     gen_set = extract_features(
-        gen_source, extractor, gen_layers, batch_size=opts.batch_size, progress=opts.progress,
+        gen_source, extractor, gen_layers, batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress,
         desc="generated features", fingerprint=gen_fingerprint,
     )
 
@@ -164,7 +164,7 @@ def reference_features(ref, extractor, layers, opts: ScoreOptions, *, needs_feat
             info.update(cache="hit (0 reference feature passes)", feature_passes=0)
             return cached, info
     feature_set = extract_features(
-        source, extractor, layers, batch_size=opts.batch_size, progress=opts.progress, desc="reference features"
+        source, extractor, layers, batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress, desc="reference features"
     )
     if opts.use_cache:
         cache.save_feature_set(keys, feature_set)

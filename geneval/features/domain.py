@@ -225,14 +225,39 @@ def load_classifier(name: str, weights: str | Path | None = None) -> tuple[Class
 # --------------------------------------------------------------------------------------------- extractor
 
 
+@torch.no_grad()
+def fold_batchnorms(net: nn.Module) -> nn.Module:
+    """Fold every inference-mode ``BatchNorm2d`` that directly follows a ``Conv2d`` in an ``nn.Sequential``
+    into that conv (scale the weights, add a bias; factors in float64), replacing it with ``Identity``.
+
+    Same function, one pass over the activations fewer per conv (~1e-7 relative change in float32)."""
+    net.eval()
+    for module in list(net.modules()):
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, bn = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+                bias = bn.bias.double() - bn.running_mean.double() * scale
+                if conv.bias is not None:
+                    bias = bias + conv.bias.double() * scale
+                conv.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
+                conv.bias = nn.Parameter(bias.to(conv.weight.dtype), requires_grad=False)
+                module[i + 1] = nn.Identity()
+    return net
+
+
 class DomainExtractor(FeatureExtractor):
     """Features of a geneval-trained classifier. Outputs are float32 on the extractor's device."""
+
+    batch_size = 500  # small 28×28 / 32×32 networks: large batches amortise per-call overhead
 
     def __init__(self, spec: DomainNet, net: Classifier, sha256: str, device: str | torch.device = "cpu"):
         super().__init__()
         self.spec = spec
         self.device = torch.device(device)
-        self.net = net.to(self.device).eval()
+        self.net = fold_batchnorms(net).to(self.device).eval()
         if self.device.type == "cpu":  # oneDNN runs these small convs about twice as fast in NHWC
             self.net = self.net.to(memory_format=torch.channels_last)
         dim = net.classifier.in_features

@@ -127,3 +127,28 @@ def test_errors():
         prdc(bad, ref)
     with pytest.raises(GenevalInputError, match=r"2-D array \[N, D\]"):
         prdc(gen[0], ref)
+
+
+def test_score_and_cli_report_bad_k_in_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from geneval import score
+
+    gen, ref = _pair(8, n_gen=20, n_ref=30, dim=4)
+    images = lambda x: np.clip(x * 40 + 128, 0, 255).astype(np.uint8).reshape(len(x), 1, 2, 2)  # noqa: E731
+    np.savez(tmp_path / "gen.npz", x=images(gen))
+    np.savez(tmp_path / "ref.npz", x=images(ref))
+    record = score(str(tmp_path / "gen.npz"), str(tmp_path / "ref.npz"), features="pixels", use_cache=False,
+                   metrics=("precision", "recall", "density", "coverage"), progress=False)
+    assert record["density"].details == {"num_gen": 20, "num_ref": 30, "k": 5, "tie_rule": "<|0",
+                                         "distances": "exact float64"}
+    geneval = str(Path(sys.executable).with_name("geneval"))
+    result = subprocess.run([geneval, "score", tmp_path / "gen.npz", "--ref", tmp_path / "ref.npz", "--features",
+                             "pixels", "--metrics", "precision", "--k-pr", "20", "-q", "--no-cache"],
+                            capture_output=True, text=True, env={**os.environ, "GENEVAL_CACHE": str(tmp_path)})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("Error: PRDC: k=20 needs more than 20 samples in the generated set (the k-th "
+                                     "neighbour excludes the sample itself); it has 20")

@@ -40,3 +40,20 @@ def test_errors():
         fd_infinity(x, x, min_num=100)
     with pytest.raises(GenevalInputError, match="feature dimensions differ"):
         fd_infinity(x, x[:, :3])
+
+
+def test_through_score_with_a_statistics_file(tmp_path, monkeypatch):
+    from geneval import score
+    from geneval.stats_io import write_stats_npz
+
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    gen = rng.integers(0, 256, size=(500, 1, 2, 2), dtype=np.uint8)
+    ref_features = rng.normal(0.5, 0.2, size=(800, 4))
+    path = write_stats_npz(tmp_path / "ref.npz", GaussianStats.from_features(ref_features), {"extractor": "pixels"})
+    record = score(gen, str(path), metrics=("fd_infinity",), features="pixels", fd_inf_points=4, seed=2,
+                   progress=False)
+    features = gen.reshape(500, -1).astype(np.float32) / np.float32(255)
+    expected = fd_infinity(features, GaussianStats.from_features(ref_features), num_points=4, seed=2)
+    assert record["fd_infinity"].value == pytest.approx(expected.value, rel=1e-9)
+    assert record["fd_infinity"].details["sizes"] == list(expected.sizes)

@@ -58,3 +58,17 @@ def test_errors():
         ndb(ref[:, :3], ref, bins=5)
     with pytest.raises(GenevalInputError, match="significance level must be in"):
         ndb(ref, ref, bins=5, alpha=1.5)
+
+
+def test_through_score(tmp_path, monkeypatch):
+    from geneval import score
+
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(5)
+    ref = rng.integers(0, 256, size=(400, 1, 4, 4), dtype=np.uint8)
+    gen = rng.integers(0, 256, size=(300, 1, 4, 4), dtype=np.uint8)
+    record = score(gen, ref, metrics=("ndb",), features="pixels", ndb_bins=10, seed=1, progress=False)
+    features = lambda x: x.reshape(len(x), -1).astype(np.float32) / np.float32(255)  # noqa: E731
+    expected = ndb(features(gen), features(ref), bins=10, seed=1)
+    assert record["ndb"].value == expected.ndb_over_k
+    assert record["ndb"].details["js_divergence_nats"] == pytest.approx(expected.js_divergence, rel=1e-12)

@@ -110,8 +110,19 @@ def _chunked_sum(x: np.ndarray, chunk: int) -> np.ndarray:
 
 
 def _sq_block(a: torch.Tensor, b: torch.Tensor, a_norms: torch.Tensor, b_norms: torch.Tensor) -> torch.Tensor:
-    """float32 d̃² for a block, in place on the product's buffer."""
-    d2 = torch.mm(a, b.T)
+    """float32 d̃² for a block, in place on the product's buffer.
+
+    The error bound assumes true float32 products: a process-wide ``set_float32_matmul_precision("medium")``
+    (bf16/TF32 paths) would break it, so "highest" is enforced for the product.
+    """
+    previous = torch.get_float32_matmul_precision()
+    if previous != "highest":
+        torch.set_float32_matmul_precision("highest")
+    try:
+        d2 = torch.mm(a, b.T)
+    finally:
+        if previous != "highest":
+            torch.set_float32_matmul_precision(previous)
     d2.mul_(-2.0).add_(a_norms[:, None]).add_(b_norms[None, :])
     return d2
 

@@ -271,8 +271,10 @@ class BallCounts:
 
 def ball_membership(queries: Points, centres: Points, radii_sq: dict[str, np.ndarray],
                     rules: dict[str, tuple[str, str]]) -> dict[str, BallCounts]:
-    """One pass over query × centre blocks: for each named test ``rules[name] = (radii key, rule)``, count the
-    balls B(centre_j, r_j) that hold each query, and note which balls hold any query.
+    """One pass over query × centre blocks: for each named test ``rules[name] = (radii key, rule)``, count per
+    query the centres whose pair passes (``per_query``) and mark the centres with any passing pair
+    (``any_per_centre``). Precision, density and coverage test d(q_i, c_j) against the centre's radius r_j;
+    recall tests it against the query's radius r_i.
 
     ``radii_sq[key]`` gives r_j² per centre (``"centre:<key>"``) or per query (``"query:<key>"``: the ball is
     around the query and the test is d(q_i, c_j) ≤ r_i, e.g. recall).

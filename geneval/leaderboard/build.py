@@ -1,0 +1,366 @@
+"""``geneval leaderboard build``: records → one table per spec, without training.
+
+Per row: mean ± std over the training seeds (sample std, ddof = 1) of every metric of the final and the best
+checkpoint, Δ% of the mean against the baseline row, how many seeds collapsed, and the row's switches (flags as
+✓/✗), parameters and iterations. A row measured with one seed shows the bootstrap CI half-width instead when
+its record has one, else the metric's own ± (IS: std over splits; bits/dim: standard error over test
+examples), marked †. Under the table: the provenance of every number (extractor and weights hash, sample
+counts, reference split, geneval version and commits), then the papers' findings with a verdict computed from
+the records, then the spec's notes.
+
+Outputs ``tables/<name>.{md,csv,html}`` and ``tables/<name>_metrics.png`` (+ ``_tradeoff.png``); all of them
+are functions of the spec and the records only (no dates, no absolute paths), so a rebuild is byte-identical.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from geneval.atomic import write_bytes_atomic, write_text_atomic
+from geneval.leaderboard import records as rec
+from geneval.leaderboard.runner import plan, records_path
+from geneval.leaderboard.spec import Spec, load_spec
+
+LABELS = {"batch_size": "Batch", "width_mult": "Ch. ×", "params_m.generator": "G params (M)",
+          "params_m.discriminator": "D params (M)", "params_m.total": "Params (M)", "iterations_k": "Itr ×10³",
+          "shared_embedding": "Shared", "skip_z": "Skip-z", "ortho_reg": "Ortho.", "attention_res": "Attention at",
+          "attention": "Attention", "ema": "EMA", "sn_g": "SN in G", "sn_d": "SN in D", "model": "Model",
+          "trainer": "Family", "truncation": "Truncation",
+          "fid": "FID", "is": "IS", "kid": "KID", "precision": "Precision", "recall": "Recall",
+          "intra-fid": "intra-FID", "test_bits_per_dim": "bits/dim", "test_nats": "NLL (nats)"}
+LOWER_IS_BETTER = {"fid", "kid", "intra-fid", "test_bits_per_dim", "test_nats"}
+
+
+# ------------------------------------------------------------------------------------------- the numbers
+
+def lookup(line: dict, key: str):
+    """A column's value: a dotted path in the line, else the switches, else the config, else eval options."""
+    value = line
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if value is not None:
+        return value
+    for where in ("switches", "config", "eval_options"):
+        if key in (line.get(where) or {}):
+            return line[where][key]
+    return None
+
+
+def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
+    """One row per spec row: numeric columns (for the CSV) from the lines that match the spec's current configs."""
+    by_row: dict[str, list[dict]] = {r.name: [] for r in spec.rows}
+    for line in lines:
+        by_row[line["row"]].append(line)
+    table = []
+    for row in spec.rows:
+        got = sorted(by_row[row.name], key=lambda l: l["seed"])
+        out = {"row": row.name, "baseline": row.baseline, "seeds": len(got), "seeds_planned": len(spec.seeds),
+               "collapsed": sum(bool(l["collapse"]["detected"]) for l in got)}
+        for key in spec.columns["show"] + spec.columns["flags"]:
+            out[key] = lookup(got[0], key) if got else None
+        for which in spec.columns["which"]:
+            for metric in spec.columns["metrics"]:
+                cells = [l["metrics"].get(which, {}).get(metric) for l in got]
+                cells = [c for c in cells if c and c.get("value") is not None and math.isfinite(c["value"])]
+                prefix = f"{metric}_{which}"
+                values = [c["value"] for c in cells]
+                out[f"{prefix}_mean"] = sum(values) / len(values) if values else None
+                out[f"{prefix}_n"] = len(values)
+                out[f"{prefix}_std"] = pd.Series(values).std(ddof=1) if len(values) > 1 else None
+                single = cells[0] if len(cells) == 1 else {}
+                out[f"{prefix}_ci_half_width"] = single.get("ci_half_width")
+                out[f"{prefix}_own_std"] = single.get("std")
+        table.append(out)
+    frame = pd.DataFrame(table)
+    base = frame[frame["baseline"]].iloc[0]
+    for which in spec.columns["which"]:
+        for metric in spec.columns["metrics"]:
+            prefix = f"{metric}_{which}"
+            b = base[f"{prefix}_mean"]
+            frame[f"{prefix}_delta_pct"] = [
+                None if (v is None or pd.isna(v) or b is None or pd.isna(b) or b == 0) else 100.0 * (v - b) / abs(b)
+                for v in frame[f"{prefix}_mean"]]
+    return frame
+
+
+def uncertainty(cells: pd.Series, prefix: str) -> tuple[float | None, str]:
+    """``(±, mark)``: std over seeds; with one seed the CI half-width (‡) or the metric's own ± (†)."""
+    if cells[f"{prefix}_n"] > 1:
+        return cells[f"{prefix}_std"], ""
+    if _number(cells[f"{prefix}_ci_half_width"]):
+        return cells[f"{prefix}_ci_half_width"], "‡"
+    if _number(cells[f"{prefix}_own_std"]):
+        return cells[f"{prefix}_own_std"], "†"
+    return None, ""
+
+
+def _number(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value, *, digits: int | None = None) -> str:
+    if not _number(value):
+        return "–"
+    if digits is None:
+        digits = 2 if abs(value) >= 10 else 3 if abs(value) >= 0.1 else 4
+    return f"{value:.{digits}f}"
+
+
+def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[list[float | None]]]:
+    """Header, cell strings and sort keys of the rendered table."""
+    labels = {**LABELS, **spec.columns["labels"]}
+    header = ["Row"] + [labels.get(k, k) for k in spec.columns["show"]] + \
+             [labels.get(k, k) for k in spec.columns["flags"]]
+    metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
+    many = len(spec.columns["which"]) > 1
+    header += [labels.get(m, m) + (f" ({w})" if many else "") + (" ↓" if m in LOWER_IS_BETTER else " ↑")
+               for m, w in metric_columns]
+    header += ["Seeds", "Collapsed"]
+    cells, keys = [], []
+    for _, r in frame.iterrows():
+        row_cells = [r["row"] + (" (baseline)" if r["baseline"] else "")]
+        row_keys: list = [None]
+        for key in spec.columns["show"]:
+            value = r[key]
+            row_cells.append(fmt(value, digits=3 if key.startswith("params_m") else None)
+                             if isinstance(value, float) else ("–" if value is None else str(value)))
+            row_keys.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
+        for key in spec.columns["flags"]:
+            value = r[key]
+            row_cells.append("–" if value is None else "✓" if value else "✗")
+            row_keys.append(None if value is None else int(bool(value)))
+        for metric, which in metric_columns:
+            prefix = f"{metric}_{which}"
+            mean = r[f"{prefix}_mean"]
+            spread, mark = uncertainty(r, prefix)
+            text = fmt(mean)
+            if _number(mean) and _number(spread):
+                text += f" ± {fmt(spread, digits=_digits(mean))}{mark}"
+            delta = r[f"{prefix}_delta_pct"]
+            if _number(delta) and not r["baseline"]:
+                text += f" ({delta:+.1f}%)"
+            row_cells.append(text)
+            row_keys.append(mean if _number(mean) else None)
+        row_cells += [f"{r['seeds']}/{r['seeds_planned']}", f"⚠ {r['collapsed']}" if r["collapsed"] else "–"]
+        row_keys += [r["seeds"], r["collapsed"]]
+        cells.append(row_cells)
+        keys.append(row_keys)
+    return header, cells, keys
+
+
+def _digits(mean: float) -> int:
+    return 2 if abs(mean) >= 10 else 3 if abs(mean) >= 0.1 else 4
+
+
+# ---------------------------------------------------------------------------------------- footer texts
+
+def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
+    protocols: dict[str, list[str]] = {}
+    for line in sorted(lines, key=lambda l: (l["row"], l["seed"])):
+        e = line["evaluation"]
+        if e.get("extractor"):
+            text = (f"extractor `{e['extractor']}` (weights sha256 `{str(e.get('weights_sha256'))[:12]}`, mode "
+                    f"{e.get('mode')}), {e.get('num_samples')} samples (seeds from {e.get('sample_seed', '–')})"
+                    f" vs `{e.get('reference')}` ({e.get('reference_count')} images)")
+        else:
+            text = f"sample metrics not measured ({e.get('skipped', 'no extractor')})"
+        if e.get("truncation") is not None:
+            text += f", truncation ψ = {e['truncation']}"
+        if e.get("likelihood_split"):
+            text += f"; likelihood on `{e['likelihood_split']}`"
+        protocols.setdefault(text, [])
+        if line["row"] not in protocols[text]:
+            protocols[text].append(line["row"])
+    out = ["**Protocol.** " + ("; ".join(protocols) if len(protocols) == 1 else
+                               " ".join(f"Rows {', '.join(repr(r) for r in rows)}: {p}." for p, rows in protocols.items()))
+           if protocols else "**Protocol.** no records yet."]
+    versions = sorted({str(l["software"].get("geneval")) for l in lines})
+    commits = sorted({str(l["software"].get("commit"))[:10] for l in lines})
+    seeds = ", ".join(map(str, spec.seeds))
+    out.append(f"**Statistics.** mean ± sample std (ddof = 1) over training seeds [{seeds}]; with one seed: "
+               f"‡ bootstrap CI half-width of the generated set, † the metric's own ± (IS: std over splits; bits/dim: "
+               f"standard error over test examples). (±x%): change of the mean relative to the baseline row "
+               f"{spec.baseline.name!r}. ↓/↑: lower/higher is better. Final: last step; best: lowest validation FID "
+               f"(held-out train slice), reported on the test split. Collapsed: seeds whose validation FID rose above "
+               f"the trainer's collapse margin after their best.")
+    dataset_rows = sorted({f"{l['trainer']}/{l['preset']}/{l['budget']} on {l['dataset']}" for l in lines})
+    out.append(f"**Runs.** {'; '.join(dataset_rows) or '–'}. Software: geneval {', '.join(versions) or '–'}, "
+               f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '–'}. Records: "
+               f"`leaderboards/records/{spec.name}.jsonl` ({len(lines)} used"
+               f"{f', {stale} from other configs ignored' if stale else ''}); spec: "
+               f"`leaderboards/specs/{spec.path.name}`; regenerate with `geneval leaderboard build "
+               f"leaderboards/specs/{spec.path.name}`.")
+    return out
+
+
+def verdicts(spec: Spec, frame: pd.DataFrame) -> list[str]:
+    out = []
+    rows = {r["row"]: r for _, r in frame.iterrows()}
+    for f in spec.findings:
+        prefix = f"{f.metric}_{f.which}"
+        a, b = rows[f.row], rows[f.than]
+        if not (_number(a[f"{prefix}_mean"]) and _number(b[f"{prefix}_mean"])):
+            out.append(f"- {f.claim} — **not measured yet** ({f.row!r} or {f.than!r} has no {f.metric} record).")
+            continue
+        sign = -1.0 if f.metric in LOWER_IS_BETTER else 1.0
+        gain = sign * (a[f"{prefix}_mean"] - b[f"{prefix}_mean"])
+        errors = []
+        for r in (a, b):
+            spread, _ = uncertainty(r, prefix)
+            errors.append((spread or 0.0) ** 2 / max(1, r[f"{prefix}_n"]))
+        se = math.sqrt(sum(errors))
+        measured = (f"{f.metric} {f.which}: {fmt(a[f'{prefix}_mean'])} vs {fmt(b[f'{prefix}_mean'])} "
+                    f"({a[f'{prefix}_delta_pct'] if f.than == spec.baseline.name else 100 * (a[f'{prefix}_mean'] - b[f'{prefix}_mean']) / abs(b[f'{prefix}_mean']):+.1f}%, "
+                    f"±{fmt(se, digits=_digits(se) if se else 3)} s.e. of the difference)")
+        if gain > se and se > 0:
+            verdict = "**reproduced**"
+        elif gain < -se and se > 0:
+            verdict = "**not reproduced** (the opposite direction)"
+        else:
+            verdict = "**inconclusive** (the difference is within its ±" + (", one seed" if se == 0 else "") + ")"
+        paper = f" Paper: {f.paper}." if f.paper else ""
+        out.append(f"- {f.claim}: {verdict} at this scale — {f.row!r} vs {f.than!r}, {measured}.{paper}")
+    return out
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+def markdown(spec: Spec, header, cells, footer: list[str], findings: list[str]) -> str:
+    out = [f"# {spec.title}", ""]
+    if spec.paper:
+        out += [f"Reproduces: {spec.paper}", ""]
+    out += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    out += [""] + [line + "\n" for line in footer]
+    out += ["## Findings of the papers at this scale", ""]
+    out += (findings or ["(the spec lists no findings)"]) + [""]
+    if spec.notes:
+        out += ["## Notes", "", spec.notes, ""]
+    out += [f"Plots: `{spec.name}_metrics.png`" + (f", `{spec.name}_tradeoff.png`" if spec.columns["tradeoff"] else "")
+            + f"; sortable page: `{spec.name}.html`.", ""]
+    return "\n".join(out)
+
+
+_SORT_JS = """
+function sortBy(th){const t=th.closest('table'),b=t.tBodies[0],i=[...th.parentNode.children].indexOf(th);
+const asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+const k=r=>{const c=r.children[i],v=c.dataset.v;return v===undefined||v===''?null:(isNaN(+v)?v:+v)};
+[...b.rows].sort((x,y)=>{const a=k(x),c=k(y);if(a===null)return 1;if(c===null)return -1;
+return (a<c?-1:a>c?1:0)*(asc?1:-1)}).forEach(r=>b.appendChild(r));}
+"""
+
+
+def html_page(spec: Spec, header, cells, keys, footer: list[str], findings: list[str]) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{e(spec.title)}</title>",
+           "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
+           "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
+           "{text-align:left}th{cursor:pointer;background:#f4f4f4}</style>",
+           f"<script>{_SORT_JS}</script></head><body>", f"<h1>{e(spec.title)}</h1>"]
+    if spec.paper:
+        out.append(f"<p>Reproduces: {e(spec.paper)}</p>")
+    out.append("<p>Click a column header to sort.</p><table><thead><tr>"
+               + "".join(f"<th onclick=\"sortBy(this)\">{e(h)}</th>" for h in header) + "</tr></thead><tbody>")
+    for row, row_keys in zip(cells, keys):
+        tds = []
+        for text, key in zip(row, row_keys):
+            value = text if key is None else repr(float(key))
+            tds.append(f"<td data-v=\"{e(str(value))}\">{e(text)}</td>")
+        out.append("<tr>" + "".join(tds) + "</tr>")
+    out.append("</tbody></table>")
+    out += [f"<p>{e(line)}</p>" for line in footer]
+    out.append("<h2>Findings of the papers at this scale</h2><ul>")
+    out += [f"<li>{e(line[2:])}</li>" for line in findings]
+    out.append("</ul>")
+    if spec.notes:
+        out += ["<h2>Notes</h2>", f"<p>{e(spec.notes)}</p>"]
+    images = [f"{spec.name}_metrics.png"] + ([f"{spec.name}_tradeoff.png"] if spec.columns["tradeoff"] else [])
+    out += [f"<p><img src=\"{name}\" alt=\"{name}\"></p>" for name in images]
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(frame["row"])
+    metrics = spec.columns["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for offset, which in enumerate(spec.columns["which"]):
+            prefix = f"{metric}_{which}"
+            xs = [i + 0.15 * offset for i in range(len(names))]
+            means = [v if _number(v) else float("nan") for v in frame[f"{prefix}_mean"]]
+            errs = [(uncertainty(r, prefix)[0] or 0.0) for _, r in frame.iterrows()]
+            ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3, label=which)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        ax.set_title(LABELS.get(metric, metric) + (" (lower is better)" if metric in LOWER_IS_BETTER else
+                                                   " (higher is better)"))
+        if len(spec.columns["which"]) > 1:
+            ax.legend(fontsize=8)
+    fig.suptitle(spec.title, fontsize=10)
+    fig.tight_layout()
+    out = {f"{spec.name}_metrics.png": _png(fig)}
+    if spec.columns["tradeoff"]:
+        x, y = spec.columns["tradeoff"]
+        which = spec.columns["which"][0]
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        xs = [v if _number(v) else float("nan") for v in frame[f"{x}_{which}_mean"]]
+        ys = [v if _number(v) else float("nan") for v in frame[f"{y}_{which}_mean"]]
+        xerr = [(uncertainty(r, f"{x}_{which}")[0] or 0.0) for _, r in frame.iterrows()]
+        yerr = [(uncertainty(r, f"{y}_{which}")[0] or 0.0) for _, r in frame.iterrows()]
+        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o-", capsize=3)
+        for name, xv, yv in zip(names, xs, ys):
+            if _number(xv) and _number(yv) and not (math.isnan(xv) or math.isnan(yv)):
+                ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xlabel(LABELS.get(x, x) + f" ({which})")
+        ax.set_ylabel(LABELS.get(y, y) + f" ({which})")
+        ax.set_title(f"{LABELS.get(y, y)}–{LABELS.get(x, x)} trade-off", fontsize=10)
+        fig.tight_layout()
+        out[f"{spec.name}_tradeoff.png"] = _png(fig)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ build
+
+def build(spec_path: str | Path, *, records_dir: Path | None = None, tables_dir: Path | None = None) -> dict:
+    """Write the table files of a spec from its records; return ``{file name: Path}``."""
+    spec = load_spec(spec_path)
+    current = {(spec.rows[t.row_index].name, t.seed, t.config_hash) for t in plan(spec, runs_dir=Path("."))}
+    every = rec.read_lines(records_path(spec, records_dir))
+    lines = [l for l in every if rec.key(l) in current]
+    frame = summarise(spec, lines)
+    header, cells, keys = display(spec, frame)
+    footer = provenance(spec, lines, stale=len(every) - len(lines))
+    findings = verdicts(spec, frame)
+    tables_dir = tables_dir or spec.root / "tables"
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    text_outputs = {
+        f"{spec.name}.md": markdown(spec, header, cells, footer, findings),
+        f"{spec.name}.csv": frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+        f"{spec.name}.html": html_page(spec, header, cells, keys, footer, findings),
+    }
+    for name, text in text_outputs.items():
+        written[name] = write_text_atomic(tables_dir / name, text)
+    for name, data in plots(spec, frame).items():
+        written[name] = write_bytes_atomic(tables_dir / name, data)
+    return written

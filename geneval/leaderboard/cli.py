@@ -1,0 +1,82 @@
+"""``geneval leaderboard check|run|build SPEC`` (registered through the ``geneval.cli`` entry point)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_DIRS = [
+    click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+                 help="Where <table>.jsonl lives (default: leaderboards/records next to the spec's folder)."),
+    click.option("--tables-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+                 help="Where the table files go (default: leaderboards/tables)."),
+]
+
+
+def _dirs(command):
+    for option in reversed(_DIRS):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def leaderboard() -> None:
+    """Tables from runs: specs → training/evaluation → records → Markdown/CSV/HTML/PNG.
+
+    \b
+    Examples:
+      geneval leaderboard check leaderboards/specs/biggan_ablation.toml
+      geneval leaderboard run leaderboards/specs/smoke.toml --jobs 2
+      geneval leaderboard build leaderboards/specs/cross_family.toml
+    """
+
+
+@leaderboard.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+def check(spec):
+    """Validate SPEC (keys, row switches against the trainer's config, baseline) and list its runs."""
+    from geneval.leaderboard.runner import plan
+    from geneval.leaderboard.spec import load_spec
+
+    loaded = load_spec(spec)
+    tasks = plan(loaded, runs_dir=Path("runs/leaderboards"))
+    click.echo(f"{spec}: {len(loaded.rows)} rows × {len(loaded.seeds)} seeds = {len(tasks)} (row, seed); "
+               f"{len({t.run_dir for t in tasks})} distinct training runs")
+    for task in tasks:
+        click.echo(f"  {loaded.rows[task.row_index].name!r} seed {task.seed}: {task.run_dir} (config {task.config_hash})")
+
+
+@leaderboard.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Training runs at once, one process each.")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/leaderboards"),
+              show_default=True, metavar="DIR", help="Where run folders (checkpoints, record.json) go.")
+@click.option("--no-build", is_flag=True, help="Only record; do not regenerate the table.")
+@_dirs
+def run(spec, jobs, runs_dir, no_build, records_dir, tables_dir):
+    """Train and evaluate every (row, seed) of SPEC without a record, append records, then build the table.
+
+    Resumable: recorded (row, seed) are skipped, finished run folders are adopted, interrupted ones resume.
+    """
+    from geneval.leaderboard.runner import run as run_spec
+
+    run_spec(spec, jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, echo=lambda m: click.echo(m, err=True))
+    if not no_build:
+        _build(spec, records_dir, tables_dir)
+
+
+@leaderboard.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@_dirs
+def build(spec, records_dir, tables_dir):
+    """Regenerate SPEC's table files from its records (no training)."""
+    _build(spec, records_dir, tables_dir)
+
+
+def _build(spec, records_dir, tables_dir):
+    from geneval.leaderboard.build import build as build_tables
+
+    for name, path in build_tables(spec, records_dir=records_dir, tables_dir=tables_dir).items():
+        click.echo(str(path))

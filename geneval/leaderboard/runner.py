@@ -1,0 +1,163 @@
+"""``geneval leaderboard run``: train and evaluate every (row, seed) of a spec that has no record yet.
+
+Resumable at two levels: a (row, seed) whose line is in ``records/<table>.jsonl`` is skipped; a run folder
+(``runs/leaderboards/<trainer>-<preset>-<train_hash>``, named by the training config, seed included) whose
+``record.json`` exists is adopted without training; one with only a checkpoint is resumed by its trainer
+(exactly). Rows that differ only in evaluation-time options (truncation) share one run folder. Finished
+trainer records listed by the spec's ``import`` globs are adopted when their config equals the row's.
+
+``--jobs N`` trains N run folders at once, each in its own process (``spawn``: no forked torch state);
+records are appended by the parent, one complete line per write.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+from pathlib import Path
+
+from geneval.errors import GenevalInputError
+from geneval.leaderboard import records as rec
+from geneval.leaderboard.spec import Spec, config_hashes, load_spec, resolve
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Task:
+    row_index: int
+    seed: int
+    train_hash: str
+    config_hash: str
+    run_dir: Path
+
+
+def plan(spec: Spec, *, runs_dir: Path) -> list[Task]:
+    tasks = []
+    for row in spec.rows:
+        for seed in spec.seeds:
+            _, config = resolve(spec, row, seed)
+            train_hash, config_hash = config_hashes(row, config)
+            tasks.append(Task(row.index, seed, train_hash, config_hash,
+                              runs_dir / f"{row.trainer}-{row.preset}-{row.budget}-{train_hash}"))
+    return tasks
+
+
+def records_path(spec: Spec, records_dir: Path | None) -> Path:
+    return (records_dir or spec.root / "records") / f"{spec.name}.jsonl"
+
+
+def run(spec_path: str | Path, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
+        records_dir: Path | None = None, echo=print) -> list[dict]:
+    spec = load_spec(spec_path)  # validates every row before anything trains
+    path = records_path(spec, records_dir)
+    done = {rec.key(line) for line in rec.read_lines(path)}
+    todo = [t for t in plan(spec, runs_dir=runs_dir)
+            if (spec.rows[t.row_index].name, t.seed, t.config_hash) not in done]
+    skipped = len(spec.rows) * len(spec.seeds) - len(todo)
+    echo(f"{spec.name}: {skipped} of {len(spec.rows) * len(spec.seeds)} (row, seed) already recorded; "
+         f"{len(todo)} to do")
+    imports = _import_candidates(spec)
+    groups: dict[Path, list[Task]] = {}
+    for task in todo:
+        groups.setdefault(task.run_dir, []).append(task)
+    work = [(str(spec.path), [(t.row_index, t.seed) for t in group], str(runs_dir), imports)
+            for group in groups.values()]
+    lines: list[dict] = []
+
+    def keep(new: list[dict]) -> None:
+        for line in new:
+            rec.append_line(path, line)
+            echo(f"recorded {line['row']!r} seed {line['seed']} ({line['source']}: {line['path']})")
+        lines.extend(new)
+
+    if jobs <= 1:
+        for item in work:
+            keep(run_group(*item))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_single_thread) as pool:
+            for future in as_completed([pool.submit(run_group, *item) for item in work]):
+                keep(future.result())
+    return lines
+
+
+def _single_thread() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, imports: dict) -> list[dict]:
+    """Train one run folder (if needed) and return the record lines of its (row, seed) items."""
+    spec = load_spec(spec_path)
+    out = []
+    for row_index, seed in items:
+        row = spec.rows[row_index]
+        trainer, config = resolve(spec, row, seed)
+        hashes = config_hashes(row, config)
+        run_dir = Path(runs_dir) / f"{row.trainer}-{row.preset}-{row.budget}-{hashes[0]}"
+        config_json = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+        canonical = json.loads(config_json)
+        source, where = "run", str(run_dir)
+        if (run_dir / "record.json").is_file():
+            record = json.loads((run_dir / "record.json").read_text())
+        elif f"{row.trainer}:{config_json}" in imports:
+            source, where = "import", imports[f"{row.trainer}:{config_json}"]
+            record = json.loads((spec.root / where).read_text())
+        else:
+            log.info("training %s seed %d in %s", row.name, seed, run_dir)
+            record = trainer.train(config, out=str(run_dir), budget=row.budget)
+        metrics, protocol = _evaluation_time(spec, row, trainer, config, record, run_dir if source == "run" else None)
+        out.append(rec.from_trainer_record(record, table=spec.name, row=row, seed=seed, hashes=hashes,
+                                           switches=json.loads(json.dumps(trainer.switches(config), default=str)),
+                                           config=canonical, source=source, path=where, metrics=metrics,
+                                           protocol=protocol))
+    return out
+
+
+def _evaluation_time(spec: Spec, row, trainer, config, record: dict, run_dir: Path | None):
+    """Re-score with the row's evaluation-time options, or with a bootstrap CI when the table has one seed."""
+    ci = spec.evaluation.get("ci") if len(spec.seeds) == 1 else None
+    if not row.eval_options and not ci:
+        return None, None
+    if run_dir is None:
+        if row.eval_options:
+            raise GenevalInputError(f"row {row.name!r}: evaluation-time options need the run's checkpoints, and an "
+                                    "imported record has none")
+        return None, None
+    metrics_wanted = tuple(spec.evaluation.get("metrics") or spec.columns["metrics"])
+    metrics, protocol = {}, {}
+    for which in record.get("metrics", {}):
+        try:
+            metrics[which], protocol = trainer.evaluate(run_dir, config=config, which=which, metrics=metrics_wanted,
+                                                        ci=ci, ci_resamples=spec.evaluation.get("ci_resamples", 100),
+                                                        **row.eval_options)
+        except GenevalInputError:
+            if row.eval_options:
+                raise
+            return None, None  # no bootstrap for this trainer: the record's own ± stays
+    return metrics, protocol
+
+
+def _import_candidates(spec: Spec) -> dict[str, str]:
+    """``"<trainer>:<canonical config JSON>" → path relative to leaderboards/`` of importable records."""
+    out = {}
+    for pattern in spec.imports:
+        for found in sorted(glob.glob(str(spec.root / pattern))):
+            try:
+                record = json.loads(Path(found).read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if "config" not in record or "family" not in record:
+                continue
+            config_json = json.dumps(record["config"], sort_keys=True, default=str)
+            out[f"{record['family']}:{config_json}"] = os.path.relpath(found, spec.root)
+    return out

@@ -1,0 +1,346 @@
+"""Leaderboard specs: a TOML file that says what to train, how to measure it and what the table shows.
+
+    [table]                      # the base config every row starts from
+    name = "biggan_ablation"     # records: leaderboards/records/<name>.jsonl (default: the file's stem)
+    title = "BigGAN ablation at CPU scale"
+    trainer = "gan"              # a `geneval.trainers` entry point (gan, autoregressive, vae, ...)
+    preset = "sagan"             # what is trained (a recipe; for likelihood trainers the model's name)
+    budget = "small"             # how long and how big (smoke, small, ...)
+    dataset = "fashion-mnist"
+    seeds = [0, 1, 2]            # training seeds (default [0, 1, 2])
+    import = ["records/gan/*.json"]   # optional: finished trainer records (relative to leaderboards/) adopted
+                                      # when their config equals a row's resolved config
+    notes = "free text printed under the table"
+    [table.set]                  # switches every row shares
+    eval_every = 250
+
+    [evaluation]                 # the protocol, carried into the trainer's own end-of-run evaluation
+    reference = "fashion-mnist:test"; features = "fashion-mnist-cnn"; mode = "native"
+    num_samples = 10000; metrics = ["fid", "is", "precision", "recall"]
+    ci = 0.95                    # bootstrap interval level for rows with a single seed (absent: none)
+
+    [columns]
+    show = ["batch_size", "width_mult", "params_m.generator", "iterations_k"]   # record/switch/config keys
+    flags = ["shared_embedding", "skip_z", "ortho_reg"]                          # shown as ✓/✗
+    metrics = ["fid", "is"]; which = ["final", "best"]; tradeoff = ["fid", "is"]
+    labels = { batch_size = "Batch" }
+
+    [[rows]]                     # one row per configuration; every key not reserved below is a trainer switch
+    name = "SAGAN baseline"
+    baseline = true
+    [[rows]]
+    name = "+ shared"
+    extends = "SAGAN baseline"   # start from that row's switches
+    shared_embedding = true
+    truncation = 1.0             # evaluation-time option (re-scores the same run): no retraining
+
+    [[findings]]                 # a paper's claim; its verdict under the table is computed from the records
+    claim = "Shared embeddings help (BigGAN Table 1)"; row = "+ shared"; metric = "fid"   # than = baseline
+
+Everything is validated before anything trains: unknown keys and sections, switches the trainer's config
+does not know (through the trainer's own ``apply_overrides``/``validate``), a missing or doubled baseline,
+``extends``/finding rows that do not exist. Errors name the spec file and the line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+
+from geneval.errors import GenevalInputError
+
+SECTIONS = ("table", "evaluation", "columns", "rows", "findings")
+TABLE_KEYS = ("name", "title", "trainer", "preset", "budget", "dataset", "seeds", "import", "notes", "paper", "set")
+EVALUATION_KEYS = ("reference", "features", "mode", "num_samples", "num_ref", "metrics", "ci", "ci_resamples")
+COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels")
+ROW_RESERVED = ("name", "baseline", "extends", "truncation", "trainer", "preset", "budget", "dataset", "note")
+EVAL_TIME_KEYS = ("truncation",)
+FINDING_KEYS = ("claim", "row", "metric", "than", "which", "paper")
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    index: int
+    name: str
+    baseline: bool
+    trainer: str
+    preset: str
+    budget: str
+    dataset: str
+    switches: dict  # trainer config overrides (row's own + extended rows' + [table.set])
+    eval_options: dict  # evaluation-time options (truncation)
+    note: str | None
+    line: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    claim: str
+    row: str
+    metric: str
+    than: str
+    which: str
+    paper: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    path: Path
+    name: str
+    title: str
+    seeds: tuple[int, ...]
+    evaluation: dict
+    columns: dict
+    rows: tuple[Row, ...]
+    findings: tuple[Finding, ...]
+    notes: str
+    paper: str | None
+    imports: tuple[str, ...]
+
+    @property
+    def root(self) -> Path:
+        """The ``leaderboards/`` folder the spec lives in (``leaderboards/specs/<name>.toml``)."""
+        return self.path.resolve().parent.parent
+
+    @property
+    def baseline(self) -> Row:
+        return next(r for r in self.rows if r.baseline)
+
+    def row(self, name: str) -> Row:
+        return next(r for r in self.rows if r.name == name)
+
+
+# ------------------------------------------------------------------------------------------------ lines
+
+class _Lines:
+    """Find the line of a key in the spec text (tomllib does not report positions of valid TOML)."""
+
+    def __init__(self, text: str, path: Path):
+        self.lines = text.splitlines()
+        self.path = path
+
+    def _header_lines(self, header: str) -> list[int]:
+        pattern = re.compile(rf"^\s*{re.escape(header)}\s*(#.*)?$")
+        return [i for i, line in enumerate(self.lines) if pattern.match(line)]
+
+    def block(self, section: str, index: int | None = None) -> int:
+        """0-based line of ``[section]`` (or of the ``index``-th ``[[section]]``); -1 when absent."""
+        found = self._header_lines(f"[[{section}]]" if index is not None else f"[{section}]")
+        if index is not None:
+            return found[index] if index < len(found) else -1
+        return found[0] if found else -1
+
+    def key(self, key: str, *, start: int = -1) -> int:
+        """1-based line of ``key = ...`` (also inside an inline table) after line ``start``, within its block."""
+        pattern = re.compile(rf"(^|[\s{{,]){re.escape(key)}\s*=")
+        for i in range(start + 1, len(self.lines)):
+            stripped = self.lines[i].strip()
+            if i > start + 1 and stripped.startswith("[") and start >= 0:
+                break
+            if pattern.search(self.lines[i].split("#", 1)[0]):
+                return i + 1
+        return max(start, 0) + 1
+
+    def error(self, line: int, message: str) -> GenevalInputError:
+        return GenevalInputError(f"{self.path}:{line}: {message}")
+
+
+# ------------------------------------------------------------------------------------------------ load
+
+def load_spec(path: str | Path, *, plugins=None) -> Spec:
+    """Parse and validate a spec; every row's config is resolved by its trainer (nothing trains)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenevalInputError(f"{path}: no such spec file; expected a TOML file such as leaderboards/specs/smoke.toml")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise GenevalInputError(f"{path}: invalid TOML: {error}") from None
+    lines = _Lines(text, path)
+
+    for section in data:
+        if section not in SECTIONS:
+            line = lines.block(section)
+            line = line + 1 if line >= 0 else lines.key(section)
+            raise lines.error(line, f"unknown section or key {section!r}; expected one of {', '.join(SECTIONS)}")
+    table = data.get("table")
+    if not isinstance(table, dict):
+        raise lines.error(1, "missing [table] section (trainer, preset, budget, dataset)")
+    table_line = lines.block("table")
+    _check_keys(table, TABLE_KEYS, lines, start=table_line, where="[table]")
+    for key in ("trainer", "preset", "budget", "dataset"):
+        if not isinstance(table.get(key), str):
+            raise lines.error(table_line + 1, f"[table] needs {key} = \"...\" (the base config of every row)")
+    evaluation = data.get("evaluation", {})
+    _check_keys(evaluation, EVALUATION_KEYS, lines, start=lines.block("evaluation"), where="[evaluation]")
+    columns = data.get("columns", {})
+    _check_keys(columns, COLUMN_KEYS, lines, start=lines.block("columns"), where="[columns]")
+    columns = {"show": [], "flags": [], "metrics": list(evaluation.get("metrics", ["fid"])), "which": ["final"],
+               "tradeoff": [], "labels": {}, **columns}
+    for which in columns["which"]:
+        if which not in ("final", "best"):
+            raise lines.error(lines.key("which", start=lines.block("columns")),
+                              f"[columns] which: {which!r}; expected final and/or best")
+
+    seeds = table.get("seeds", list(DEFAULT_SEEDS))
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
+        raise lines.error(lines.key("seeds", start=table_line), f"seeds = {seeds!r}: expected distinct integers")
+
+    raw_rows = data.get("rows")
+    if not isinstance(raw_rows, list) or not raw_rows:
+        raise lines.error(len(lines.lines), "no [[rows]]: a table needs at least a baseline row")
+    base_set = dict(table.get("set", {}))
+    rows: list[Row] = []
+    by_name: dict[str, Row] = {}
+    for index, raw in enumerate(raw_rows):
+        start = lines.block("rows", index)
+        if not isinstance(raw.get("name"), str) or not raw["name"].strip():
+            raise lines.error(start + 1, f"row {index + 1} needs name = \"...\"")
+        name = raw["name"]
+        if name in by_name:
+            raise lines.error(lines.key("name", start=start), f"row name {name!r} is used twice")
+        switches = dict(base_set)
+        eval_options: dict = {}
+        if "extends" in raw:
+            parent = by_name.get(raw["extends"])
+            if parent is None:
+                raise lines.error(lines.key("extends", start=start),
+                                  f"row {name!r} extends {raw['extends']!r}, which is not an earlier row")
+            switches.update(parent.switches)
+            eval_options.update(parent.eval_options)
+        switches.update({k: v for k, v in raw.items() if k not in ROW_RESERVED})
+        eval_options.update({k: raw[k] for k in EVAL_TIME_KEYS if k in raw})
+        row = Row(index=index, name=name, baseline=bool(raw.get("baseline", False)),
+                  trainer=raw.get("trainer", table["trainer"]), preset=raw.get("preset", table["preset"]),
+                  budget=raw.get("budget", table["budget"]), dataset=raw.get("dataset", table["dataset"]),
+                  switches=switches, eval_options=eval_options, note=raw.get("note"), line=start + 1)
+        rows.append(row)
+        by_name[name] = row
+    baselines = [r for r in rows if r.baseline]
+    if len(baselines) != 1:
+        line = lines.key("baseline", start=baselines[1].line - 1) if len(baselines) > 1 else rows[0].line
+        raise lines.error(line, "no row is marked baseline = true (Δ% columns are relative to it)" if not baselines
+                          else "more than one row is marked baseline = true")
+
+    findings = []
+    for index, raw in enumerate(data.get("findings", [])):
+        start = lines.block("findings", index)
+        _check_keys(raw, FINDING_KEYS, lines, start=start, where="[[findings]]")
+        for key in ("claim", "row", "metric"):
+            if not isinstance(raw.get(key), str):
+                raise lines.error(start + 1, f"[[findings]] needs {key} = \"...\"")
+        than = raw.get("than", baselines[0].name)
+        for key, value in (("row", raw["row"]), ("than", than)):
+            if value not in by_name:
+                raise lines.error(lines.key(key, start=start) if key in raw else start + 1,
+                                  f"finding refers to row {value!r}, which the spec does not have")
+        if raw["metric"] not in columns["metrics"]:
+            raise lines.error(lines.key("metric", start=start),
+                              f"finding metric {raw['metric']!r} is not in [columns] metrics {columns['metrics']}")
+        findings.append(Finding(claim=raw["claim"], row=raw["row"], metric=raw["metric"], than=than,
+                                which=raw.get("which", columns["which"][0]), paper=raw.get("paper")))
+
+    spec = Spec(path=path, name=table.get("name", path.stem), title=table.get("title", path.stem),
+                seeds=tuple(seeds), evaluation=dict(evaluation), columns=columns, rows=tuple(rows),
+                findings=tuple(findings), notes=table.get("notes", "").strip(), paper=table.get("paper"),
+                imports=tuple(table.get("import", ())))
+    _resolve_all(spec, lines, raw_rows, plugins=plugins)
+    return spec
+
+
+def _check_keys(section: dict, allowed: tuple[str, ...], lines: _Lines, *, start: int, where: str) -> None:
+    for key in section:
+        if key not in allowed:
+            raise lines.error(lines.key(key, start=start),
+                              f"unknown key {key!r} in {where}; expected one of {', '.join(allowed)}")
+
+
+# --------------------------------------------------------------------------------------- resolution
+
+def trainer_plugins() -> dict:
+    """The ``geneval.trainers`` entry points: family name → plugin (loaded lazily by the caller)."""
+    from importlib.metadata import distributions
+
+    # Every installed distribution, not just the first one found for a name: a stale ``geneval.egg-info`` in the
+    # working directory would otherwise hide the entry points of the editable install.
+    found = {}
+    for dist in distributions():
+        for entry in dist.entry_points:
+            if entry.group == "geneval.trainers":
+                found.setdefault(entry.name, entry)
+    return found
+
+
+def plugin(name: str, *, plugins=None):
+    plugins = trainer_plugins() if plugins is None else plugins
+    if name not in plugins:
+        raise GenevalInputError(f"unknown trainer {name!r}; installed (geneval.trainers entry points): "
+                                f"{', '.join(sorted(plugins)) or 'none'}")
+    found = plugins[name]
+    return found.load() if hasattr(found, "load") else found
+
+
+def resolve(spec: Spec, row: Row, seed: int, *, plugins=None):
+    """``(plugin, config object)`` of one (row, seed): the row's switches plus the protocol overrides."""
+    trainer = plugin(row.trainer, plugins=plugins)
+    overrides = {key: _as_text(value) for key, value in
+                 {**trainer.protocol_overrides(spec.evaluation), **row.switches}.items()}
+    config = trainer.resolve(preset=row.preset, budget=row.budget, dataset=row.dataset, overrides=overrides,
+                             seed=seed)
+    return trainer, config
+
+
+def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict], *, plugins) -> None:
+    for row in spec.rows:
+        start = row.line - 1
+        try:
+            trainer = plugin(row.trainer, plugins=plugins)
+        except GenevalInputError as error:
+            raise lines.error(lines.key("trainer", start=start) if "trainer" in raw_rows[row.index]
+                              else lines.key("trainer", start=lines.block("table")), str(error)) from None
+        known = {f.name for f in dataclasses.fields(trainer.config_class())}
+        for key in row.switches:
+            if key not in known:
+                origin = start if key in raw_rows[row.index] else lines.block("table")
+                raise lines.error(lines.key(key, start=origin),
+                                  f"row {row.name!r}: trainer {row.trainer} has no switch {key!r}; known: "
+                                  f"{', '.join(sorted(known))}")
+        if row.eval_options and not hasattr(trainer, "evaluate"):
+            raise lines.error(row.line, f"row {row.name!r}: trainer {row.trainer} has no evaluation-time options")
+        try:
+            resolve(spec, row, spec.seeds[0], plugins=plugins)
+        except GenevalInputError as error:  # a bad value or combination: point at the switch it names
+            named = [k for k in raw_rows[row.index] if re.search(rf"\b{re.escape(k)}\b", str(error))]
+            line = lines.key(named[0], start=start) if named else row.line
+            raise lines.error(line, f"row {row.name!r}: {error}") from None
+
+
+def _as_text(value) -> str:
+    """TOML values as ``--set`` text, so the trainer's typed parser checks them (``sn_d = 3`` is no boolean)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value))
+    return str(value)
+
+
+def config_hashes(row: Row, config) -> tuple[str, str]:
+    """``(train_hash, config_hash)``: the training config alone (names the run folder; rows that differ
+    only in evaluation-time options share a run) and with the evaluation options (keys the record)."""
+    train = {"trainer": row.trainer, "budget": row.budget, "config": _canonical(dataclasses.asdict(config))}
+    train_hash = _digest(train)
+    return train_hash, _digest({**train, "eval": row.eval_options})
+
+
+def _canonical(value):
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,0 +1,148 @@
+"""Leaderboards: the smoke spec end to end through the real CLI, resumption after a kill, byte-for-byte rebuilds
+of every committed table, and spec errors that fail before training, naming the line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GENEVAL = str(Path(sys.executable).parent / "geneval")
+SMOKE = ROOT / "leaderboards" / "specs" / "smoke.toml"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+TABLE_FILES = ("{}.md", "{}.csv", "{}.html", "{}_metrics.png")
+
+
+def _run_args(tmp: Path) -> list[str]:
+    return [GENEVAL, "leaderboard", "run", str(SMOKE), "--runs-dir", str(tmp / "runs"), "--records-dir",
+            str(tmp / "records"), "--tables-dir", str(tmp / "tables")]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("lb_full")
+    done = subprocess.run(_run_args(tmp), capture_output=True, text=True, env=ENV, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return tmp
+
+
+def test_smoke_spec_runs_end_to_end(uninterrupted):
+    lines = [json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()]
+    assert sorted((l["row"], l["seed"]) for l in lines) == [("+ SN in D", 0), ("+ SN in D", 1), ("DCGAN", 0),
+                                                           ("DCGAN", 1)]
+    for line in lines:  # each record carries what its row shows and the protocol
+        assert line["metrics"]["final"]["fid"]["value"] > 0 and "best" in line["metrics"]
+        assert line["switches"]["sn_d"] is (line["row"] == "+ SN in D")
+        assert line["evaluation"]["extractor"] == "pixels" and line["evaluation"]["num_samples"] == 64
+        assert line["params_m"]["generator"] > 0 and line["steps"] == 4
+    table = (uninterrupted / "tables" / "smoke.md").read_text()
+    assert "| DCGAN (baseline) |" in table and "2/2" in table and "%)" in table  # Δ% vs baseline
+    assert "extractor `pixels`" in table and "## Findings of the papers at this scale" in table
+    html = (uninterrupted / "tables" / "smoke.html").read_text()
+    assert "sortBy(this)" in html and "<script" in html and "http" not in html  # no CDN
+    for name in TABLE_FILES + ("{}_tradeoff.png",):
+        assert (uninterrupted / "tables" / name.format("smoke")).stat().st_size > 0
+
+
+def test_run_resumes_after_kill_and_gives_the_same_table(uninterrupted, tmp_path):
+    records = tmp_path / "records" / "smoke.jsonl"
+    process = subprocess.Popen(_run_args(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
+                               start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None:
+            if records.is_file() and records.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run finished before it could be interrupted"
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    first = records.read_text()
+    recorded = first.count("\n")
+    assert 1 <= recorded < 4
+    again = subprocess.run(_run_args(tmp_path), capture_output=True, text=True, env=ENV, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{recorded} of 4 (row, seed) already recorded" in again.stderr
+    assert records.read_text().startswith(first)  # finished runs were skipped, not re-recorded
+    assert len(records.read_text().splitlines()) == 4
+    for name in ("{}.md", "{}.csv"):
+        assert (tmp_path / "tables" / name.format("smoke")).read_text() == \
+            (uninterrupted / "tables" / name.format("smoke")).read_text()
+
+
+def _committed_specs() -> list[Path]:
+    specs = sorted((ROOT / "leaderboards" / "specs").glob("*.toml"))
+    return [s for s in specs if (ROOT / "leaderboards" / "records" / f"{_table_name(s)}.jsonl").is_file()]
+
+
+def _table_name(spec: Path) -> str:
+    import tomllib
+
+    return tomllib.loads(spec.read_text())["table"].get("name", spec.stem)
+
+
+@pytest.mark.parametrize("spec", _committed_specs(), ids=lambda p: p.stem)
+def test_build_regenerates_committed_tables_byte_for_byte(spec, tmp_path):
+    from geneval.leaderboard.build import build
+
+    name = _table_name(spec)
+    written = build(spec, tables_dir=tmp_path)
+    for pattern in TABLE_FILES:
+        committed = ROOT / "leaderboards" / "tables" / pattern.format(name)
+        assert committed.is_file(), f"{committed} is not committed"
+        assert written[pattern.format(name)].read_bytes() == committed.read_bytes(), \
+            f"{committed.name} differs from a rebuild: run `geneval leaderboard build {spec.relative_to(ROOT)}`"
+
+
+# ------------------------------------------------------------------------------------------- spec errors
+
+def _bad_spec(tmp_path: Path, old: str, new: str) -> Path:
+    text = SMOKE.read_text()
+    assert old in text
+    (tmp_path / "specs").mkdir(exist_ok=True)
+    path = tmp_path / "specs" / "bad.toml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def test_unknown_row_switch_fails_before_training_naming_the_line(tmp_path):
+    path = _bad_spec(tmp_path, "sn_d = true", "sn_d = true\nshared = true")
+    done = subprocess.run([GENEVAL, "leaderboard", "run", str(path), "--runs-dir", str(tmp_path / "runs"),
+                           "--records-dir", str(tmp_path / "records")], capture_output=True, text=True, env=ENV,
+                          timeout=300)
+    assert done.returncode == 2
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"Error: {path}:{_line_of(path, 'shared = true')}: ")
+    assert "no switch 'shared'" in error and "shared_embedding" in error  # lists the known switches
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "records").exists()
+
+
+@pytest.mark.parametrize("old,new,needle,message", [
+    ("budget = \"smoke\"", "budget = \"smoke\"\nbudgets = 3", "budgets = 3", "unknown key 'budgets' in [table]"),
+    ("metrics = [\"fid\", \"kid\"]\n\n[columns]", "metrics = [\"fid\", \"kid\"]\nnum_sample = 5\n\n[columns]",
+     "num_sample = 5", "unknown key 'num_sample' in [evaluation]"),
+    ("baseline = true", "", "[[rows]]", "no row is marked baseline"),
+    ("[[findings]]", "[extra]\n[[findings]]", "[extra]", "unknown section or key 'extra'"),
+    ("sn_d = true", "sn_d = 3", "sn_d = 3", "is not a boolean"),  # a mistyped value, via the trainer's validate
+])
+def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
+    from geneval.errors import GenevalInputError
+    from geneval.leaderboard.spec import load_spec
+
+    path = _bad_spec(tmp_path, old, new)
+    with pytest.raises(GenevalInputError) as error:
+        load_spec(path)
+    assert str(error.value).startswith(f"{path}:{_line_of(path, needle)}: "), str(error.value)
+    assert message in str(error.value)

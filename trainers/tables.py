@@ -63,6 +63,28 @@ def _nll(final: dict, key: str, digits: int, record: dict) -> str:
     return text if n == 10_000 else f"{text} (first {n} test images)"
 
 
+def _size(record: dict) -> str:
+    """The network's size settings, so rows of one model at different sizes are told apart."""
+    c, model = record["config"], record["model"]
+    if model == "fvsbn":
+        return "" if record["dataset"] == "binarized-mnist" else f"rank {c['rank']}"
+    if model in ("nade", "made"):
+        layers = f"{c['hidden_layers']}×" if model == "made" and c["hidden_layers"] > 1 else ""
+        masks = f", {c['num_masks']} masks" if model == "made" and c["num_masks"] > 1 else ""
+        rank = f", rank {c['rank']}" if record["dataset"] != "binarized-mnist" else ""
+        return f"{layers}{c['hidden']} hidden{masks}{rank}"
+    if model in ("pixelcnn", "gated-pixelcnn"):
+        return f"{c['num_layers']} layers × {c['channels']} ch"
+    if model == "vae":
+        return f"latent {c['latent_dim']}, {c['hidden']} hidden"
+    return ""
+
+
+def _name(record: dict) -> str:
+    size = _size(record)
+    return NAMES.get(record["model"], record["model"]) + (f" ({size})" if size else "")
+
+
 def _row_order(record: dict) -> tuple:
     model = record["model"]
     return (MODEL_ORDER.index(model) if model in MODEL_ORDER else len(MODEL_ORDER), model, record["preset"])
@@ -89,7 +111,7 @@ def binarized_mnist_table(records: list[dict]) -> list[str]:
         if "test_elbo_nats" in final:
             extra = f" (ELBO {final['test_elbo_nats']['value']:.2f})"
         lines.append(
-            f"| {NAMES.get(r['model'], r['model'])} | {r['preset']} | {_nll(final, 'test_nats', 2, r)}{extra} | {_kind(r)} | "
+            f"| {_name(r)} | {r['preset']} | {_nll(final, 'test_nats', 2, r)}{extra} | {_kind(r)} | "
             f"{published} | {gap} | {r['steps']} | {_minutes(r['wall_time_s'])} | {r['params']['total']:,} | "
             f"{_sampling(r)} | {_sample_metrics(r)} |"
         )
@@ -107,7 +129,7 @@ def fashion_mnist_table(records: list[dict]) -> list[str]:
         if "test_elbo_bits_per_dim" in final:
             extra = f" (ELBO {final['test_elbo_bits_per_dim']['value']:.4f})"
         lines.append(
-            f"| {NAMES.get(r['model'], r['model'])} | {r['preset']} | {_nll(final, 'test_bits_per_dim', 4, r)}{extra} | "
+            f"| {_name(r)} | {r['preset']} | {_nll(final, 'test_bits_per_dim', 4, r)}{extra} | "
             f"{final['test_nats']['value']:.1f} | {_kind(r)} | {r['steps']} | {_minutes(r['wall_time_s'])} | "
             f"{r['params']['total']:,} | {_sampling(r)} | {_sample_metrics(r)} |"
         )

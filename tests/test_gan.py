@@ -150,6 +150,27 @@ def test_ema_averages_parameters_and_copies_buffers():
     assert torch.allclose(ema.model.weight, torch.full((2,), 0.9 * 3 + 0.1 * 13))
 
 
+def test_standing_stats_are_the_exact_batch_norm_moments_over_fixed_latents():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.bn = torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)
+
+        def forward(self, z, y=None):
+            return self.bn(self.lin(z))
+
+    net = Net()
+    ema = WeightEMA(net, decay=0.5, start_step=0)
+    with torch.no_grad():
+        net.bn.running_mean.fill_(100.0)
+    ema.update(net, step=0)  # copies the live statistics, which do not fit the averaged weights
+    latents = torch.randn(40, 3)
+    ema.standing_stats(latents, None, batch_size=8)
+    pre = ema.model.lin(latents).detach()
+    assert torch.allclose(ema.model.bn.running_mean, pre.mean(0), atol=1e-6)
+    assert ema.model.bn.momentum == 0.1 and not ema.model.training
+
+
 def test_sampler_is_batch_independent_uint8_and_checks_labels():
     cfg = smoke("biggan-lite")
     g, _ = build_models(cfg, shape=cfg.shape, num_classes=10)

@@ -147,8 +147,10 @@ def balanced_labels(num: int, num_classes: int) -> torch.Tensor:
 
 class WeightEMA:
     """An exponential moving average of the generator's weights (Karras et al. 2018; Yazıcı et al. 2019), used
-    for sampling. Before ``start_step`` the average is a plain copy. Buffers (batch-norm running statistics,
-    spectral-norm vectors) are copied, not averaged, as in StudioGAN and BigGAN-PyTorch."""
+    for sampling. Before ``start_step`` the average is a plain copy. Buffers (spectral-norm vectors, batch-norm
+    statistics) are copied from the live generator at every update; since the live generator's batch-norm
+    statistics do not fit the averaged weights, ``standing_stats`` recomputes them before the average is used
+    (BigGAN's "standing statistics", Brock et al. 2019 appendix C)."""
 
     def __init__(self, model: nn.Module, *, decay: float, start_step: int):
         self.model = copy.deepcopy(model).eval()
@@ -163,3 +165,23 @@ class WeightEMA:
             ema_p.lerp_(p, 1.0 - decay)
         for ema_b, b in zip(self.model.buffers(), model.buffers()):
             ema_b.copy_(b)
+
+    @torch.no_grad()
+    def standing_stats(self, latents: torch.Tensor, labels: torch.Tensor | None, *, batch_size: int) -> None:
+        """Batch-norm running statistics of the averaged generator = the exact mean over ``latents`` (fixed,
+        seeded inputs, so the result is a function of the weights only). Only batch-norm layers run in training
+        mode: spectral-norm vectors are left as they are."""
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        saved = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the passes
+            m.train()
+        for start in range(0, len(latents), batch_size):
+            y = labels[start:start + batch_size] if labels is not None else None
+            self.model(latents[start:start + batch_size], y)
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+            m.eval()

@@ -29,13 +29,15 @@ from trainers.common.data import load_split, to_signed_unit
 from trainers.common.runs import RunDir, Stopwatch, count_parameters, truncate_log
 from trainers.common.seeding import derived_seed, generator, rng_state, set_rng_state
 from trainers.gan import evaluation, losses
-from trainers.gan.layers import WeightEMA, orthogonal_penalty, regularised_weights
+from trainers.gan.layers import (WeightEMA, balanced_labels, orthogonal_penalty, regularised_weights,
+                                 truncated_latents)
 from trainers.gan.models import build_models
 from trainers.gan.sampler import GanSampler
 
 log = logging.getLogger("trainers.gan.train")
 
-INIT, ORDER, NOISE = 1, 2, 3  # stream ids for derived_seed
+INIT, ORDER, NOISE, STATS = 1, 2, 3, 4  # stream ids for derived_seed
+STANDING_STATS_SAMPLES = 1024  # fixed latents over which the EMA generator's batch-norm statistics are averaged
 
 
 class GanTraining:
@@ -54,6 +56,7 @@ class GanTraining:
         self.opt_d = make_optimizer(cfg, self.D.parameters(), lr=cfg.lr_d)
         self.ortho_weights = regularised_weights(self.G) if cfg.ortho_beta else []
         self.step = 0
+        self._stats_step = -1  # step at which the EMA's standing statistics were last computed
 
     # --------------------------------------------------------------------------------------------- data
     def batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +122,16 @@ class GanTraining:
 
     # ------------------------------------------------------------------------------------ (de)serialise
     def sampling_generator(self) -> torch.nn.Module:
-        return self.ema.model if self.ema is not None else self.G
+        """The generator samples come from: G, or its EMA with standing batch-norm statistics."""
+        if self.ema is None:
+            return self.G
+        if self._stats_step != self.step:  # the EMA update copied G's statistics over them
+            num = STANDING_STATS_SAMPLES
+            latents = truncated_latents(num, self.cfg.z_dim, seed=self.cfg.seed, threshold=None, stream=STATS)
+            labels = balanced_labels(num, self.cfg.num_classes) if self.cfg.conditional else None
+            self.ema.standing_stats(latents, labels, batch_size=self.cfg.batch_size)
+            self._stats_step = self.step
+        return self.ema.model
 
     def sampler(self) -> GanSampler:
         return GanSampler(self.sampling_generator(), z_dim=self.cfg.z_dim, num_classes=self.cfg.num_classes,
@@ -127,7 +139,7 @@ class GanTraining:
 
     def state_dict(self) -> dict:
         return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "G_ema": self.ema.model.state_dict() if self.ema is not None else None,
+                "G_ema": self.sampling_generator().state_dict() if self.ema is not None else None,
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -219,7 +231,8 @@ def validate(trainer: GanTraining, run: RunDir, history: dict, *, reference, ref
     if fid is not None and (best is None or fid < best["fid"]):
         history["best"] = {"step": step, **{k: v for k, v in entry.items() if k not in ("kind", "wall_time_s")}}
         save_checkpoint(run.file("best.pt"), {"step": step, "G": trainer.G.state_dict(),
-                                              "G_ema": trainer.ema.model.state_dict() if trainer.ema else None,
+                                              "G_ema": trainer.sampling_generator().state_dict()
+                                              if trainer.ema else None,
                                               "val": history["best"]})
     elif fid is not None and history["collapse"] is None and fid > best["fid"] * (1.0 + cfg.collapse_margin):
         history["collapse"] = {"step": step, "fid": fid, "best_fid": best["fid"], "best_step": best["step"]}

@@ -61,8 +61,10 @@ def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
         got = sorted(by_row[row.name], key=lambda l: l["seed"])
         out = {"row": row.name, "baseline": row.baseline, "seeds": len(got), "seeds_planned": len(spec.seeds),
                "collapsed": sum(bool(l["collapse"]["detected"]) for l in got)}
+        planned = {"trainer": row.trainer, "model": row.preset, "preset": row.preset, "dataset": row.dataset,
+                   "budget": row.budget, **row.switches, **row.eval_options}
         for key in spec.columns["show"] + spec.columns["flags"]:
-            out[key] = lookup(got[0], key) if got else None
+            out[key] = lookup(got[0], key) if got else planned.get(key)
         for which in spec.columns["which"]:
             for metric in spec.columns["metrics"]:
                 cells = [l["metrics"].get(which, {}).get(metric) for l in got]
@@ -140,7 +142,8 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
             spread, mark = uncertainty(r, prefix)
             text = fmt(mean)
             if _number(mean) and _number(spread):
-                text += f" ± {fmt(spread, digits=_digits(mean))}{mark}"
+                digits = _digits(mean, spread)
+                text = f"{fmt(mean, digits=digits)} ± {fmt(spread, digits=digits)}{mark}"
             delta = r[f"{prefix}_delta_pct"]
             if _number(delta) and not r["baseline"]:
                 text += f" ({delta:+.1f}%)"
@@ -153,8 +156,12 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
     return header, cells, keys
 
 
-def _digits(mean: float) -> int:
-    return 2 if abs(mean) >= 10 else 3 if abs(mean) >= 0.1 else 4
+def _digits(mean: float, spread: float | None = None) -> int:
+    """Decimals for a mean: by its size, and enough to show two significant digits of its ± (at most 6)."""
+    digits = 2 if abs(mean) >= 10 else 3 if abs(mean) >= 0.1 else 4
+    if spread:
+        digits = max(digits, min(6, 1 - math.floor(math.log10(abs(spread)))))
+    return digits
 
 
 # ---------------------------------------------------------------------------------------- footer texts
@@ -177,7 +184,8 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
         if line["row"] not in protocols[text]:
             protocols[text].append(line["row"])
     out = ["**Protocol.** " + ("; ".join(protocols) if len(protocols) == 1 else
-                               " ".join(f"Rows {', '.join(repr(r) for r in rows)}: {p}." for p, rows in protocols.items()))
+                               " ".join(f"{'Rows' if len(rows) > 1 else 'Row'} {', '.join(repr(r) for r in rows)}: {p}."
+                                        for p, rows in protocols.items()))
            if protocols else "**Protocol.** no records yet."]
     versions = sorted({str(l["software"].get("geneval")) for l in lines})
     commits = sorted({str(l["software"].get("commit"))[:10] for l in lines})

@@ -54,15 +54,18 @@ def check(spec):
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/leaderboards"),
               show_default=True, metavar="DIR", help="Where run folders (checkpoints, record.json) go.")
 @click.option("--no-build", is_flag=True, help="Only record; do not regenerate the table.")
+@click.option("--no-train", is_flag=True,
+              help="Train nothing: only record finished run folders and the spec's matching imported records.")
 @_dirs
-def run(spec, jobs, runs_dir, no_build, records_dir, tables_dir):
+def run(spec, jobs, runs_dir, no_build, no_train, records_dir, tables_dir):
     """Train and evaluate every (row, seed) of SPEC without a record, append records, then build the table.
 
     Resumable: recorded (row, seed) are skipped, finished run folders are adopted, interrupted ones resume.
     """
     from geneval.leaderboard.runner import run as run_spec
 
-    run_spec(spec, jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, echo=lambda m: click.echo(m, err=True))
+    run_spec(spec, jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, train=not no_train,
+             echo=lambda m: click.echo(m, err=True))
     if not no_build:
         _build(spec, records_dir, tables_dir)
 

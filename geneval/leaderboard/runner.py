@@ -51,7 +51,8 @@ def records_path(spec: Spec, records_dir: Path | None) -> Path:
 
 
 def run(spec_path: str | Path, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
-        records_dir: Path | None = None, echo=print) -> list[dict]:
+        records_dir: Path | None = None, train: bool = True, echo=print) -> list[dict]:
+    """Record every missing (row, seed); ``train=False``: only adopt finished run folders and imports."""
     spec = load_spec(spec_path)  # validates every row before anything trains
     path = records_path(spec, records_dir)
     done = {rec.key(line) for line in rec.read_lines(path)}
@@ -64,7 +65,7 @@ def run(spec_path: str | Path, *, jobs: int = 1, runs_dir: Path = Path("runs/lea
     groups: dict[Path, list[Task]] = {}
     for task in todo:
         groups.setdefault(task.run_dir, []).append(task)
-    work = [(str(spec.path), [(t.row_index, t.seed) for t in group], str(runs_dir), imports)
+    work = [(str(spec.path), [(t.row_index, t.seed) for t in group], str(runs_dir), imports, train)
             for group in groups.values()]
     lines: list[dict] = []
 
@@ -95,7 +96,8 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, imports: dict) -> list[dict]:
+def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, imports: dict,
+              train: bool = True) -> list[dict]:
     """Train one run folder (if needed) and return the record lines of its (row, seed) items."""
     spec = load_spec(spec_path)
     out = []
@@ -112,6 +114,8 @@ def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, impor
         elif f"{row.trainer}:{config_json}" in imports:
             source, where = "import", imports[f"{row.trainer}:{config_json}"]
             record = json.loads((spec.root / where).read_text())
+        elif not train:
+            continue
         else:
             log.info("training %s seed %d in %s", row.name, seed, run_dir)
             record = trainer.train(config, out=str(run_dir), budget=row.budget)

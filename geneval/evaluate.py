@@ -86,6 +86,12 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     extractor_name = opts.features or default_extractor(ref)
     extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
     gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num)
+    needing_labels = [s.name for s in specs if s.needs_labels]
+    if needing_labels and not gen_source.has_labels:  # fail before any feature pass, not after
+        raise GenevalInputError(
+            f"{', '.join(needing_labels)} needs class labels for the generated samples; {gen_source.name} has none "
+            "(use class sub-folders, an .npz with labels, labels=..., or a generator returning (images, labels))"
+        )
     # Metrics of images (MS-SSIM) read no layer; one layer is still extracted for the count and labels.
     gen_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.role != IMAGES_ROLE))
     gen_layers = gen_layers or (extractor.default_layer("fid"),)

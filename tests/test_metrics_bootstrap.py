@@ -25,8 +25,8 @@ def _images(seed, n=80, shift=0.0):
 def test_score_wraps_any_metric_and_shows_the_half_width(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
     gen, ref = _images(0), _images(1, n=120, shift=10)
-    opts = dict(metrics=("fid", "precision", "kid"), features="pixels", kid_subsets=5, ci=0.9, ci_resamples=12,
-                ci_seed=3, progress=False)
+    opts = {"metrics": ("fid", "precision", "kid"), "features": "pixels", "kid_subsets": 5, "ci": 0.9, "ci_resamples": 12,
+            "ci_seed": 3, "progress": False}
     record = score(gen, ref, **opts)
     for name in ("fid", "precision", "kid"):
         d = record[name].details

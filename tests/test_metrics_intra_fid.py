@@ -104,7 +104,7 @@ def test_fashion_mnist_with_the_domain_network(fashion_mnist_dir):
     net = build("fashion-mnist-cnn")
     x_train, y_train, _ = open_dataset("fashion-mnist", "train")
     x_test, y_test, _ = open_dataset("fashion-mnist", "test")
-    features = lambda x: extract_features(open_source(x), net, ("embedding",), batch_size=500,  # noqa: E731
+    features = lambda x: extract_features(open_source(x), net, ("embedding",), batch_size=500,
                                           progress=False).features["embedding"]
     ref, gen = features(x_train[:10000]), features(x_test[:5000])
     honest = intra_fid(gen, y_test[:5000], ref, y_train[:10000])

@@ -81,7 +81,8 @@ def test_class_histogram_through_score_with_a_domain_classifier(fashion_mnist_di
 
     monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
     x, y, _ = open_dataset("fashion-mnist", "test")
-    opts = dict(metrics=("modes", "modes_kl", "class_kl"), features="fashion-mnist-cnn", batch_size=500, progress=False)
+    opts = {"metrics": ("modes", "modes_kl", "class_kl"), "features": "fashion-mnist-cnn", "batch_size": 500,
+            "progress": False}
     honest = score(x[:1000], x[1000:3000], **opts)
     assert honest["modes"].value == 10 and honest["class_kl"].value < 0.02 and honest["modes_kl"].value < 0.02
     only_shoes = x[:3000][np.isin(y[:3000], (5, 7, 9))][:600]  # sandals, sneakers, ankle boots

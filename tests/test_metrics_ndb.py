@@ -68,7 +68,7 @@ def test_through_score(tmp_path, monkeypatch):
     ref = rng.integers(0, 256, size=(400, 1, 4, 4), dtype=np.uint8)
     gen = rng.integers(0, 256, size=(300, 1, 4, 4), dtype=np.uint8)
     record = score(gen, ref, metrics=("ndb",), features="pixels", ndb_bins=10, seed=1, progress=False)
-    features = lambda x: x.reshape(len(x), -1).astype(np.float32) / np.float32(255)  # noqa: E731
+    features = lambda x: x.reshape(len(x), -1).astype(np.float32) / np.float32(255)
     expected = ndb(features(gen), features(ref), bins=10, seed=1)
     assert record["ndb"].value == expected.ndb_over_k
     assert record["ndb"].details["js_divergence_nats"] == pytest.approx(expected.js_divergence, rel=1e-12)

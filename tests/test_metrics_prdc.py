@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from geneval import density_coverage, precision_recall, prdc
+from geneval import density_coverage, prdc, precision_recall
 from geneval.errors import GenevalInputError
 from geneval.metrics import knn
 
@@ -18,7 +18,7 @@ def _brute(gen, ref, k, rule):
     d_rr = ((ref[:, None] - ref[None]) ** 2).sum(-1)
     d_gr = ((gen[:, None] - ref[None]) ** 2).sum(-1)
     r_gen, r_ref = np.sort(d_gg, 1)[:, k], np.sort(d_rr, 1)[:, k]  # column 0 is the sample itself
-    inside = (lambda d, r: d <= r) if rule == "<=" else (lambda d, r: d < r)  # noqa: E731
+    inside = (lambda d, r: d <= r) if rule == "<=" else (lambda d, r: d < r)
     in_ref_balls = inside(d_gr, r_ref[None])
     return (in_ref_balls.any(1).mean(), inside(d_gr, r_gen[:, None]).any(0).mean(),
             in_ref_balls.sum() / (k * len(gen)), in_ref_balls.any(0).mean())
@@ -138,7 +138,7 @@ def test_score_and_cli_report_bad_k_in_one_line(tmp_path):
     from geneval import score
 
     gen, ref = _pair(8, n_gen=20, n_ref=30, dim=4)
-    images = lambda x: np.clip(x * 40 + 128, 0, 255).astype(np.uint8).reshape(len(x), 1, 2, 2)  # noqa: E731
+    images = lambda x: np.clip(x * 40 + 128, 0, 255).astype(np.uint8).reshape(len(x), 1, 2, 2)
     np.savez(tmp_path / "gen.npz", x=images(gen))
     np.savez(tmp_path / "ref.npz", x=images(ref))
     record = score(str(tmp_path / "gen.npz"), str(tmp_path / "ref.npz"), features="pixels", use_cache=False,
@@ -148,7 +148,16 @@ def test_score_and_cli_report_bad_k_in_one_line(tmp_path):
     geneval = str(Path(sys.executable).with_name("geneval"))
     result = subprocess.run([geneval, "score", tmp_path / "gen.npz", "--ref", tmp_path / "ref.npz", "--features",
                              "pixels", "--metrics", "precision", "--k-pr", "20", "-q", "--no-cache"],
-                            capture_output=True, text=True, env={**os.environ, "GENEVAL_CACHE": str(tmp_path)})
+                            check=False, capture_output=True, text=True,
+                            env={**os.environ, "GENEVAL_CACHE": str(tmp_path)})
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == ("Error: PRDC: k=20 needs more than 20 samples in the generated set (the k-th "
                                      "neighbour excludes the sample itself); it has 20")
+
+
+def test_precomputed_reference_radii_give_the_same_result():
+    from geneval.metrics.prdc import reference_radii_sq
+
+    gen, ref = _pair(9)
+    radii = reference_radii_sq(ref, ks=(3, 5), chunk_size=64)
+    assert prdc(gen, ref, ref_radii_sq=radii, chunk_size=100) == prdc(gen, ref)

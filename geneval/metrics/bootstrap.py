@@ -13,8 +13,8 @@ metrics of images rather than features (MS-SSIM) are not resampled.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

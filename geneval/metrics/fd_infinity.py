@@ -20,7 +20,7 @@ import numpy as np
 from geneval.errors import GenevalInputError
 from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
 from geneval.metrics.fid import frechet_distance
-from geneval.stats import GaussianStats, as_gaussian, as_feature_matrix
+from geneval.stats import GaussianStats, as_feature_matrix, as_gaussian
 
 DEFAULT_POINTS = 15
 

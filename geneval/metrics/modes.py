@@ -101,6 +101,8 @@ def _score_modes_kl(inputs: MetricInputs) -> MetricValue:
 def _score_class_kl(inputs: MetricInputs) -> MetricValue:
     gen_classes, k = predicted_classes(inputs.gen_features(), what="generated logits")
     ref_classes, k_ref = predicted_classes(inputs.ref_features(), what="reference logits")
+    if k_ref != k:
+        raise GenevalInputError(f"class_kl: generated logits have {k} classes, reference logits {k_ref}")
     value = class_histogram_kl(gen_classes, ref_classes, num_classes=k)
     if not np.isfinite(value):
         inputs.warnings.append("class_kl: the generated samples fall in classes the reference never does; KL is inf")

@@ -53,8 +53,12 @@ class PRDC:
 
 
 def prdc(gen, ref, *, k_pr: int = DEFAULT_K_PR, k_dc: int = DEFAULT_K_DC, strict: bool = False,
-         chunk_size: int | None = None) -> PRDC:
-    """All four metrics in three chunked passes (generated radii, real radii, generated × real)."""
+         chunk_size: int | None = None, ref_radii_sq: dict[int, np.ndarray] | None = None) -> PRDC:
+    """All four metrics in three chunked passes (generated radii, real radii, generated × real).
+
+    ``ref_radii_sq``: the reference's squared k-th neighbour distances for k_pr and k_dc, from
+    ``reference_radii_sq(ref, ...)``, to skip that pass when one reference is scored many times (bootstrap).
+    """
     x = knn.feature_matrix(gen, what="PRDC generated features")
     y = knn.feature_matrix(ref, what="PRDC reference features")
     knn.check_same_dim(("generated", x), ("reference", y), what="PRDC")
@@ -65,7 +69,7 @@ def prdc(gen, ref, *, k_pr: int = DEFAULT_K_PR, k_dc: int = DEFAULT_K_DC, strict
     rule_dc = "<" if strict else DC_DEFAULT_RULE
     gen_pts, ref_pts = knn.prepare(x, y, names=("PRDC generated features", "PRDC reference features"),
                                    chunk=chunk_size)
-    ref_radii = knn.kth_neighbour_sq_distances(ref_pts, (k_pr, k_dc))
+    ref_radii = ref_radii_sq if ref_radii_sq is not None else knn.kth_neighbour_sq_distances(ref_pts, (k_pr, k_dc))
     gen_radii = knn.kth_neighbour_sq_distances(gen_pts, (k_pr,))
     radii = {"centre:pr": ref_radii[k_pr], "centre:dc": ref_radii[k_dc], "query:pr": gen_radii[k_pr]}
     rules = {"precision": ("centre:pr", rule_pr), "density_coverage": ("centre:dc", rule_dc),
@@ -78,6 +82,15 @@ def prdc(gen, ref, *, k_pr: int = DEFAULT_K_PR, k_dc: int = DEFAULT_K_DC, strict
         coverage=float(np.mean(counts["density_coverage"].any_per_centre)),
         k_pr=k_pr, k_dc=k_dc, rule_pr=rule_pr, rule_dc=rule_dc,
     )
+
+
+def reference_radii_sq(ref, *, ks: tuple[int, ...], chunk_size: int | None = None) -> dict[int, np.ndarray]:
+    """Exact squared k-th neighbour distances of the reference set for each k in ``ks`` (see ``prdc``)."""
+    y = knn.feature_matrix(ref, what="PRDC reference features")
+    for k in ks:
+        knn.check_k(k, len(y), what="PRDC", side="reference")
+    (points,) = knn.prepare(y, names=("PRDC reference features",), chunk=chunk_size)
+    return knn.kth_neighbour_sq_distances(points, tuple(ks))
 
 
 def precision_recall(gen, ref, *, k: int = DEFAULT_K_PR, strict: bool = False,
@@ -97,6 +110,7 @@ def density_coverage(gen, ref, *, k: int = DEFAULT_K_DC, strict: bool = False,
 # ------------------------------------------------------------------------------------------- registry
 
 _MEMO: dict = {}  # one entry: the four metrics of the last (gen, ref, options), so --metrics p,r,d,c is 3 passes
+_REF_MEMO: dict = {}  # one entry: the reference radii, reused while only the generated set changes (--ci)
 
 
 def _score_prdc(inputs: MetricInputs) -> PRDC:
@@ -104,7 +118,12 @@ def _score_prdc(inputs: MetricInputs) -> PRDC:
     key = (id(gen), id(ref), gen.shape, ref.shape, opts.k_pr, opts.k_dc, opts.prdc_strict)
     if _MEMO.get("key") != key:
         _MEMO.clear()
-        result = prdc(gen, ref, k_pr=opts.k_pr, k_dc=opts.k_dc, strict=opts.prdc_strict)
+        ref_key = (id(ref), ref.shape, opts.k_pr, opts.k_dc)
+        if _REF_MEMO.get("key") != ref_key:
+            _REF_MEMO.clear()
+            radii = reference_radii_sq(ref, ks=(opts.k_pr, opts.k_dc))
+            _REF_MEMO.update(key=ref_key, radii=radii, array=ref)  # holding the array keeps its id unique
+        result = prdc(gen, ref, k_pr=opts.k_pr, k_dc=opts.k_dc, strict=opts.prdc_strict, ref_radii_sq=_REF_MEMO["radii"])
         _MEMO.update(key=key, result=result, arrays=(gen, ref))  # holding the arrays keeps their ids unique
     return _MEMO["result"]
 

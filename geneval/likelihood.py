@@ -316,9 +316,8 @@ def load_model(checkpoint: str) -> LikelihoodModel:
     """A likelihood model from a trainer's checkpoint, rebuilt by the loader its family registers under the
     ``geneval.likelihood`` entry-point group (the checkpoint records its ``family``; geneval never imports a
     trainer by name)."""
-    from importlib.metadata import distributions
-
     import os
+    from importlib.metadata import distributions
 
     if not os.path.isfile(checkpoint):
         raise GenevalInputError(f"{checkpoint}: no such file; expected a trainer checkpoint (checkpoint.pt)")
@@ -341,7 +340,20 @@ def load_model(checkpoint: str) -> LikelihoodModel:
 
 
 __all__ = [
-    "DataConvention", "EIGHT_BIT", "KINDS", "LikelihoodModel", "LikelihoodResult", "binary_dynamic",
-    "binary_static", "bits_per_dim_to_nats", "check_kind", "dequantize", "discrete_log_prob", "evaluate",
-    "example_generator", "is_bound", "load_model", "nats_to_bits_per_dim",
+    "EIGHT_BIT",
+    "KINDS",
+    "DataConvention",
+    "LikelihoodModel",
+    "LikelihoodResult",
+    "binary_dynamic",
+    "binary_static",
+    "bits_per_dim_to_nats",
+    "check_kind",
+    "dequantize",
+    "discrete_log_prob",
+    "evaluate",
+    "example_generator",
+    "is_bound",
+    "load_model",
+    "nats_to_bits_per_dim",
 ]

@@ -11,7 +11,13 @@ import torch
 from geneval import likelihood
 from geneval.errors import GenevalInputError
 from geneval.likelihood import (
-    EIGHT_BIT, DataConvention, binary_dynamic, binary_static, dequantize, discrete_log_prob, evaluate,
+    EIGHT_BIT,
+    DataConvention,
+    binary_dynamic,
+    binary_static,
+    dequantize,
+    discrete_log_prob,
+    evaluate,
     nats_to_bits_per_dim,
 )
 

@@ -27,7 +27,6 @@ from torch.nn import functional as F
 
 from trainers.common.seeding import generator
 
-
 # --------------------------------------------------------------------------------------------- shared
 
 

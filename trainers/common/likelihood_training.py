@@ -20,13 +20,12 @@ optional extra metrics and pictures. Models implement ``loss(x, labels, generato
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -342,13 +341,6 @@ def load_for_likelihood(state: dict, specs: dict[str, Spec], config_class: type)
                                 conditional=bool(getattr(model, "conditional", False)))
     adapter.default_split = data.test_split
     return adapter
-
-
-def replace(config, **changes):
-    """``dataclasses.replace`` that re-runs the config's ``validate``."""
-    updated = dataclasses.replace(config, **changes)
-    updated.validate()
-    return updated
 
 
 def rescore(out: str | Path) -> dict:

@@ -19,7 +19,11 @@ from geneval.errors import GenevalInputError
 from geneval.grid import save_grid
 from geneval.likelihood import evaluate
 from trainers.common.likelihood_training import (
-    LikelihoodAdapter, LikelihoodTrainConfig, Spec, TrainingData, load_for_likelihood,
+    LikelihoodAdapter,
+    LikelihoodTrainConfig,
+    Spec,
+    TrainingData,
+    load_for_likelihood,
 )
 from trainers.common.seeding import derived_seed
 from trainers.vae.model import VAE

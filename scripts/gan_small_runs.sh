@@ -9,7 +9,8 @@ G=.venv/bin/geneval
 mkdir -p runs/gan
 $G train gan-baseline --dataset fashion-mnist --budget small --out runs/gan/baseline-small
 $G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 --out runs/gan/dcgan-small --resume
-# class-conditional DCGAN (conditional BN in G, projection D, EMA of G) for the truncation sweep
+# class-conditional DCGAN (conditional BN in G, projection D) for the truncation sweep. No EMA: with decay 0.999
+# from step 0 the averaged weights were noise for the first ~1000 steps (BigGAN starts its EMA late).
 $G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 --out runs/gan/cdcgan-small --resume \
-  --set conditional=true --set g_cond=cbn --set d_cond=projection --set ema_decay=0.999
+  --set conditional=true --set g_cond=cbn --set d_cond=projection
 $G train gan-truncation runs/gan/cdcgan-small --thresholds none,2,1.5,1,0.75,0.5,0.25 --num-samples 5000

@@ -199,10 +199,12 @@ PRESETS: dict[str, dict] = {
                   g_cond="cbn", d_cond="projection", lr_g=1e-4, lr_d=4e-4, beta1=0.0, beta2=0.9, n_dis=1,
                   z_dim=128),
     # Brock et al. 2019 at small scale: SAGAN + shared embedding + skip-z + orthogonal reg. (β = 1e-4) + EMA
-    # of G; n_dis = 2, β = (0, 0.999).
+    # of G; n_dis = 2, β = (0, 0.999). The EMA starts half-way, as BigGAN's starts late (20k iterations): an
+    # average over the first, fast-moving ~1000 steps was noise even with standing statistics (measured on a
+    # conditional DCGAN, Fashion-MNIST: EMA FID 126 vs G's 79 at step 1000).
     "biggan-lite": dict(arch="resnet", loss="hinge", sn_g=True, sn_d=True, attention_res=-1, conditional=True,
                         g_cond="cbn", d_cond="projection", shared_embedding=True, shared_dim=128, skip_z=True,
-                        ortho_beta=1e-4, ema_decay=0.999, ema_start=0, lr_g=1e-4, lr_d=4e-4, beta1=0.0,
+                        ortho_beta=1e-4, ema_decay=0.999, ema_start=1000, lr_g=1e-4, lr_d=4e-4, beta1=0.0,
                         beta2=0.999, n_dis=2, z_dim=120),
 }
 
@@ -212,7 +214,7 @@ BUDGETS: dict[str, dict] = {
     "smoke": dict(steps=4, batch_size=16, g_ch=8, d_ch=8, mlp_hidden=32, shared_dim=8, z_dim=16, train_subset=256,
                   val_holdout=64, eval_every=2, val_samples=64, eval_samples=64, eval_num_ref=256,
                   eval_features="pixels",
-                  log_every=1, checkpoint_every=2),
+                  log_every=1, checkpoint_every=2, ema_start=1),
     # minutes on 2 CPU cores (≤ 20 min per run on Fashion-MNIST); domain-classifier features
     "small": dict(steps=4000, batch_size=64, g_ch=32, d_ch=32, mlp_hidden=256, val_holdout=5000,
                   eval_every=500, val_samples=5000, eval_samples=10000, log_every=50, checkpoint_every=250),
@@ -222,7 +224,7 @@ BUDGETS: dict[str, dict] = {
 PRESET_BUDGETS: dict[tuple[str, str], dict] = {
     ("sngan", "small"): dict(steps=1500, eval_every=250, n_dis=2),
     ("sagan", "small"): dict(steps=2000, eval_every=250),
-    ("biggan-lite", "small"): dict(steps=1500, eval_every=250),
+    ("biggan-lite", "small"): dict(steps=1500, eval_every=250, ema_start=750),
     ("wgan", "small"): dict(steps=1500, eval_every=250),
     ("wgan-gp", "small"): dict(steps=1500, eval_every=250),
 }

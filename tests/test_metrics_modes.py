@@ -88,3 +88,10 @@ def test_class_histogram_through_score_with_a_domain_classifier(fashion_mnist_di
     only_shoes = x[:3000][np.isin(y[:3000], (5, 7, 9))][:600]  # sandals, sneakers, ankle boots
     collapsed = score(only_shoes, x[1000:3000], **opts)
     assert collapsed["modes"].value <= 4 and collapsed["class_kl"].value > 0.9  # ≈ log(10/3) = 1.2
+
+
+def test_an_extractor_without_class_logits_is_a_one_line_error():
+    from geneval import score
+
+    with pytest.raises(GenevalInputError, match="extractor 'pixels' has no default layer for metric 'modes'"):
+        score(np.zeros((10, 1, 4, 4), np.uint8), None, metrics=("modes",), features="pixels", progress=False)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from geneval.errors import GenevalInputError
 from geneval.registry import Registry
 
 
@@ -42,7 +43,12 @@ class FeatureExtractor(torch.nn.Module):
         try:
             return self.info.default_layers[metric]
         except KeyError:
-            raise ValueError(f"extractor {self.info.name!r} has no default layer for metric {metric!r}") from None
+            # A user's choice (e.g. --metrics modes with --features pixels): one line on the CLI, not a traceback.
+            roles = ", ".join(sorted(self.info.default_layers))
+            raise GenevalInputError(
+                f"extractor {self.info.name!r} has no default layer for metric {metric!r} (it has: {roles}); "
+                "choose another --features"
+            ) from None
 
 
 # name -> factory(*, mode: str | None, weights: str | None, device: str) -> FeatureExtractor

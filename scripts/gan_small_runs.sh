@@ -14,3 +14,9 @@ $G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 -
 $G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 --out runs/gan/cdcgan-small --resume \
   --set conditional=true --set g_cond=cbn --set d_cond=projection
 $G train gan-truncation runs/gan/cdcgan-small --thresholds none,2,1.5,1,0.75,0.5,0.25 --num-samples 5000
+# the same conditional DCGAN with BigGAN's ingredients (shared embedding, skip-z, orthogonal reg.): does it take
+# truncation better?
+$G train gan --preset dcgan --budget small --dataset fashion-mnist --threads 1 --out runs/gan/cdcgan-biggan-small \
+  --resume --set conditional=true --set g_cond=cbn --set d_cond=projection --set shared_embedding=true \
+  --set shared_dim=32 --set skip_z=true --set z_dim=120 --set ortho_beta=1e-4
+$G train gan-truncation runs/gan/cdcgan-biggan-small --thresholds none,2,1.5,1,0.75,0.5,0.25 --num-samples 5000

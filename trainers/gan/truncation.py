@@ -18,7 +18,9 @@ from pathlib import Path
 from geneval.atomic import write_bytes_atomic, write_text_atomic
 from geneval.errors import GenevalInputError
 
-SWEEP_METRICS = ("fid", "is", "precision", "recall", "intra-fid")
+# density/coverage (Naeem et al. 2020) beside precision/recall: k-NN precision rewards samples that land inside
+# an outlier's large real-data ball, which strongly truncated, near-empty images can do.
+SWEEP_METRICS = ("fid", "is", "precision", "recall", "density", "coverage", "intra-fid")
 
 
 def parse_thresholds(text: str) -> list[float | None]:

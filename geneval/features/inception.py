@@ -32,6 +32,7 @@ from torch import nn
 
 from geneval.errors import GenevalInputError
 from geneval.features.base import EXTRACTORS, ExtractorInfo, FeatureExtractor
+from geneval.features.fusion import conv2d, fold_batchnorm_into
 from geneval.features.tf_resize import resize_bilinear_tf1
 from geneval.images import check_batch
 
@@ -43,19 +44,6 @@ INPUT_SIZE = 299
 LAYERS = {"64": 64, "192": 192, "768": 768, "pool3": 2048, "logits_unbiased": 1008, "logits": 1008}
 DEFAULT_LAYERS = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "prdc": "pool3"}
 BN_EPS = 1e-3  # TF's BatchNorm epsilon in this graph
-
-
-_POINTWISE_CONV = getattr(torch.ops.mkldnn, "_convolution_pointwise", None) if torch.backends.mkldnn.is_available() else None
-
-
-def conv2d(conv: nn.Conv2d, x: torch.Tensor, *, relu: bool) -> torch.Tensor:
-    """``conv(x)``, then ReLU if asked. On CPU, one oneDNN call with the ReLU fused as a post-op (the kernel
-    PyTorch's own compiler emits): the same convolution, without a second pass over the output."""
-    if _POINTWISE_CONV is not None and x.device.type == "cpu" and x.dtype == torch.float32:
-        return _POINTWISE_CONV(x, conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation),
-                               conv.groups, "relu" if relu else "none", [], "")
-    y = conv(x)
-    return F.relu_(y) if relu else y
 
 
 class BasicConv2d(nn.Module):
@@ -77,18 +65,10 @@ class BasicConv2d(nn.Module):
             return conv2d(self.conv, x, relu=False)
         return self.bn(self.conv(x))
 
-    @torch.no_grad()
     def fold_batchnorm(self) -> None:
-        """Fold the inference-mode BatchNorm into the conv: w·γ/√(σ²+ε) and bias β − μ·γ/√(σ²+ε).
-
-        The per-channel factors are computed in float64; the weights then take one float32 rounding. This
-        changes features by ~1e-6 relative, well inside float32's own error on this network (see tests).
-        """
-        bn, conv = self.bn, self.conv
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
-        conv.weight.mul_(scale.to(conv.weight.dtype).view(-1, 1, 1, 1))
-        conv.bias = nn.Parameter((bn.bias.double() - bn.running_mean.double() * scale).to(conv.weight.dtype),
-                                 requires_grad=False)
+        """Fold the inference-mode BatchNorm into the conv (``fusion.fold_batchnorm_into``): float64 factors,
+        one float32 rounding of the weights; ~1e-6 relative change, inside float32's own error here."""
+        fold_batchnorm_into(self.conv, self.bn)
         self.bn = nn.Identity()
 
 

@@ -261,6 +261,32 @@ def datasets(as_json):
             click.echo(f"\n{row['name']}: {row['how_to_get']}")
 
 
+@main.command("metrics")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_metrics(as_json):
+    """List the metrics `geneval score --metrics` accepts: direction, what each needs, its reference.
+
+    \b
+    Examples:
+      geneval metrics
+      geneval score samples/ --ref fashion-mnist:train --metrics fid,precision,recall,intra_fid
+    """
+    from geneval.metrics import METRICS
+    from geneval.results import align_columns
+
+    specs = [METRICS.get(name) for name in METRICS]
+    rows = [{"name": s.name, "label": s.label, "better": "higher" if s.higher_is_better else "lower",
+             "needs": ", ".join(need for need, flag in (("reference", s.needs_reference),
+                                                         ("labels", s.needs_labels)) if flag) or "-",
+             "layer_role": s.role, "reference": s.reference} for s in specs]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    cells = [("name", "better", "needs", "layer role", "paper / reference implementation")]
+    cells += [(r["name"], r["better"], r["needs"], r["layer_role"], r["reference"]) for r in rows]
+    click.echo(align_columns(cells))
+
+
 def _add_plugin_commands() -> None:
     """Commands other packages register under the ``geneval.cli`` entry-point group (``geneval train``)."""
     from importlib.metadata import entry_points

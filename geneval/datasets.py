@@ -436,4 +436,5 @@ DATASETS.register("stacked-mnist")(DatasetSpec(
     how_to_get="built from MNIST: " + _MNIST_HOW,
     find=_find_mnist,
     load=_load_stacked,
+    default_extractor="stacked-mnist-cnn",  # mnist-cnn on each channel; its logits give the 1000 modes
 ))

@@ -180,3 +180,14 @@ def test_datasets_lists_where_each_split_was_found(tmp_path):
     assert table.returncode == 0, table.stderr
     mnist_line = next(line for line in table.stdout.splitlines() if line.startswith("mnist "))
     assert str(data_root / "mnist.npz") in mnist_line  # $GENEVAL_DATA is searched first
+
+
+def test_metrics_lists_every_registered_metric_with_its_direction(tmp_path):
+    from geneval.metrics import METRICS
+
+    result = run(["metrics", "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == set(METRICS.names())
+    assert rows["fid"]["better"] == "lower" and rows["is"]["better"] == "higher"
+    assert "labels" in rows["intra_fid"]["needs"]

@@ -307,6 +307,7 @@ def test_cli_trains_stops_resumes_and_sweeps_truncation(tmp_path):
     assert "| threshold | fid |" in sweep.stdout and "| 0.25 |" in sweep.stdout
     rows = (out / "truncation.csv").read_text().splitlines()
     assert rows[0].startswith("threshold,fid") and len(rows) == 4 and (out / "truncation.png").is_file()
+    assert (out / "truncation_samples.png").is_file()
 
 
 def test_cli_bad_configs_print_one_line_and_exit_2(tmp_path):

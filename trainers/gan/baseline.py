@@ -34,6 +34,8 @@ def run_baseline(cfg, *, out) -> dict:
 
     started = time.perf_counter()
     run = RunDir(out)
+    if run.finished():  # like a finished GAN run: rerunning the script does not re-measure it
+        return run.read_record()
     run.start({**config_dict(cfg), "model": "pixel-gaussian"}, resume=True)
     images, _, info = load_split(cfg.dataset, "train")
     n_train = len(images) - cfg.val_holdout

@@ -25,7 +25,7 @@ def collect(run_dirs: list[Path], *, records_dir: Path, docs_dir: Path) -> str:
         record = json.loads((run_dir / "record.json").read_text())
         name = run_dir.name
         shutil.copyfile(run_dir / "record.json", records_dir / f"{name}.json")
-        for artifact in ("samples_final.png", "samples_best.png", "curves.png", "truncation.png", "truncation.md",
+        for artifact in ("samples_final.png", "samples_best.png", "curves.png", "truncation.png", "truncation_samples.png", "truncation.md",
                          "truncation.csv"):
             if (run_dir / artifact).is_file():
                 shutil.copyfile(run_dir / artifact, docs_dir / f"{name}_{artifact}")

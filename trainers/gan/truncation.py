@@ -4,8 +4,8 @@ Smaller thresholds trade variety (FID, recall) for fidelity (IS, precision).
 
     geneval train gan-truncation runs/gan/biggan-lite --thresholds none,2,1.5,1,0.5 --num-samples 5000
 
-Writes ``truncation.csv``, ``truncation.md`` and ``truncation.png`` (IS vs FID, precision vs recall) in the
-run folder (or ``--out``). Every threshold uses the same sample seeds, so only the truncation differs.
+Writes ``truncation.csv``, ``truncation.md``, ``truncation.png`` (IS vs FID, precision vs recall) and
+``truncation_samples.png`` (one row per threshold, same seeds) in the run folder (or ``--out``). Every threshold uses the same sample seeds, so only the truncation differs.
 """
 
 from __future__ import annotations
@@ -63,9 +63,21 @@ def truncation_sweep(run_dir, *, thresholds: list[float | None], num_samples: in
         rows.append({"threshold": "none" if threshold is None else f"{threshold:g}",
                      **{name: values[name]["value"] for name in metrics}})
     out_dir = Path(out_dir) if out_dir else run_dir
+    truncation_grid(sampler, thresholds, seed=seed, path=out_dir / "truncation_samples.png")
     write_outputs(rows, out_dir=out_dir, title=f"{cfg.preset} ({which}) on {cfg.dataset}",
                   protocol={**protocol, "which": which, "sample_seed": seed, "metrics_skipped": skipped})
     return rows
+
+
+def truncation_grid(sampler, thresholds: list[float | None], *, seed: int, path: Path, per_row: int = 10) -> None:
+    """One row per threshold, the same seeds (and classes) in every column: what truncation does to a sample."""
+    import torch
+
+    from geneval.grid import save_grid
+
+    labels = sampler.labels_for(per_row)
+    rows = [sampler.sample(per_row, seed, labels, truncation=t) for t in thresholds]
+    save_grid(path, torch.cat(rows), ncols=per_row, scale=2)
 
 
 def write_outputs(rows: list[dict], *, out_dir: Path, title: str, protocol: dict) -> None:

@@ -55,6 +55,13 @@ def test_orthogonal_penalty_is_the_off_diagonal_gram_norm():
     assert orthogonal_penalty([w], beta=1e-4).item() == pytest.approx(2e-4)
     conv = torch.ones(2, 1, 2, 2)  # rows [1,1,1,1]: W Wᵀ = [[4, 4], [4, 4]] → 2·16
     assert orthogonal_penalty([conv, w], beta=0.5).item() == pytest.approx(0.5 * (32 + 2))
+    tall = torch.randn(50, 3, requires_grad=True)  # more rows than columns: computed through WᵀW
+    gram = tall @ tall.t()
+    naive = (gram - torch.diag(torch.diagonal(gram))).pow(2).sum()
+    assert orthogonal_penalty([tall], beta=1.0).item() == pytest.approx(naive.item(), rel=1e-5)
+    orthogonal_penalty([tall], beta=1.0).backward()
+    (expected,) = torch.autograd.grad(naive, tall)
+    assert torch.allclose(tall.grad, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_truncation_resamples_into_the_bound_and_each_sample_has_its_own_seed():

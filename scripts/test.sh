@@ -6,7 +6,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup_env.sh
 
 set +e
-.venv/bin/python -m pytest "$@"
+# One pytest worker per core (pytest-xdist), each single-threaded: the tests are many small torch jobs, which
+# two processes run faster than one process with two threads. Test files stay whole on one worker.
+workers=${GENEVAL_TEST_WORKERS:-$(nproc --all)}  # before OMP_NUM_THREADS is set: nproc honours it
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+.venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

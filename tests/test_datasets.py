@@ -152,7 +152,7 @@ def test_default_extractor_for():
     assert datasets.default_extractor_for("fashion-mnist:test") == "fashion-mnist-cnn"
     assert datasets.default_extractor_for("mnist") == "mnist-cnn"
     assert datasets.default_extractor_for("cifar10:train") is None  # CIFAR-10 FIDs are Inception FIDs
-    assert datasets.default_extractor_for("stacked-mnist") is None
+    assert datasets.default_extractor_for("stacked-mnist") == "stacked-mnist-cnn"
     assert datasets.default_extractor_for("samples/") is None
 
 

@@ -135,8 +135,8 @@ def list_datasets() -> list[dict]:
 def default_extractor_for(spec: str) -> str | None:
     """The extractor metrics use by default for a named dataset (``"fashion-mnist:test"`` → ``fashion-mnist-cnn``).
 
-    None where the field's convention is Inception (CIFAR-10: published FIDs use Inception-v3 features) or no
-    domain network fits (stacked-mnist), and for anything that is not a dataset name.
+    Every embedded dataset has one (a domain classifier shipped with geneval); None for anything that is not a
+    dataset name, where ``score`` falls back to the FID-Inception network.
     """
     name = spec.split(":", 1)[0]
     return DATASETS.get(name).default_extractor if name in DATASETS else None
@@ -428,6 +428,9 @@ DATASETS.register("cifar10")(DatasetSpec(
     how_to_get="put cifar10.npz in GENEVAL_DATA or GENEVAL_SHARED_DATASETS, or cifar-10-batches-py in GENEVAL_DATA",
     find=_finder("cifar10.npz", ["cifar-10-batches-py"]),
     load=_load_cifar10,
+    # Offline and fast by default; every result names it. Literature-comparable CIFAR-10 FIDs need
+    # --features inception-v3-fid (the published numbers are Inception FIDs).
+    default_extractor="cifar10-cnn",
 ))
 DATASETS.register("stacked-mnist")(DatasetSpec(
     name="stacked-mnist", classes=tuple(f"{k:03d}" for k in range(1000)), shape=(3, 28, 28),

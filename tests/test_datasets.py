@@ -151,7 +151,7 @@ def test_list_datasets_when_nothing_is_there(nowhere):
 def test_default_extractor_for():
     assert datasets.default_extractor_for("fashion-mnist:test") == "fashion-mnist-cnn"
     assert datasets.default_extractor_for("mnist") == "mnist-cnn"
-    assert datasets.default_extractor_for("cifar10:train") is None  # CIFAR-10 FIDs are Inception FIDs
+    assert datasets.default_extractor_for("cifar10:train") == "cifar10-cnn"  # domain net by default; Inception on request
     assert datasets.default_extractor_for("stacked-mnist") == "stacked-mnist-cnn"
     assert datasets.default_extractor_for("samples/") is None
 

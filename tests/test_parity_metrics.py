@@ -91,8 +91,21 @@ def _check_pytorch_fid_mode(gen, ref, weights, tmp_path, monkeypatch):
     return ours["fid"].value, theirs
 
 
+@pytest.fixture
+def two_threads():
+    """oneDNN picks different convolution algorithms (different float32 summation orders) for one thread and
+    two. At N = 40 < D = 2048 the covariances are singular and FID amplifies those ~1e-7 feature differences:
+    with both tools on two threads (torch's default here) they agree within 1e-6; with one thread each, 1.2e-6.
+    Known gap (see the issue note): the 1e-6 criterion holds at the default thread count only."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")
-def test_pytorch_fid_mode_matches_pytorch_fid(fake_inception_weights, cifar10_npz, tmp_path, monkeypatch):
+def test_pytorch_fid_mode_matches_pytorch_fid(fake_inception_weights, cifar10_npz, tmp_path, monkeypatch,
+                                              two_threads):
     gen, ref = cifar_sets(cifar10_npz, NUM)
     _check_pytorch_fid_mode(gen, ref, fake_inception_weights, tmp_path, monkeypatch)
 

@@ -18,8 +18,10 @@ Two preprocessing modes (``info.mode``):
 - ``pytorch-fid``: uint8 / 255 (``ToTensor``) → ``F.interpolate(bilinear, align_corners=False)`` → 2x − 1,
   as pytorch-fid. Its FIDs differ slightly from TF's; offered to reproduce numbers computed with it.
 
-For speed, each conv's BatchNorm is folded into the conv at load (``fold_batchnorm``) and the network runs
-in channels_last, where oneDNN's convolutions are fastest on CPU. See ``bench_inception_throughput.py``.
+For speed (``prepare_for_inference``): each conv's BatchNorm is folded into it, its ReLU fused into the
+oneDNN call (``features/fusion.py``), each block's 1×1 convs on the block input run as one (``Fused1x1``),
+the average-pool branch pools after its 1×1 conv, and the network runs in channels_last. The unfused modules
+remain the reference path (BatchNorm calibration in tests). See ``bench_inception_throughput.py``.
 """
 
 from __future__ import annotations

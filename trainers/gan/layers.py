@@ -10,7 +10,6 @@ import copy
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from trainers.common.seeding import generator
 

@@ -17,8 +17,6 @@ At the end final and best are scored on the test split and ``record.json`` is wr
 from __future__ import annotations
 
 import logging
-import math
-import time
 
 import torch
 from torch.nn import functional as F

@@ -17,7 +17,7 @@ from trainers.common.checkpoint import load_checkpoint
 from trainers.common.seeding import per_sample_normal
 from trainers.gan import losses
 from trainers.gan.config import PRESETS, GanConfig, build_config
-from trainers.gan.layers import (ConditionalBatchNorm, SelfAttention, WeightEMA, maybe_sn, orthogonal_penalty,
+from trainers.gan.layers import (ConditionalBatchNorm, LocalResidual, SelfAttention, WeightEMA, maybe_sn, orthogonal_penalty,
                                  truncated_latents)
 from trainers.gan.models import build_models
 from trainers.gan.sampler import GanSampler
@@ -81,6 +81,36 @@ def test_attention_block_keeps_the_shape_and_starts_as_the_identity():
         block.gamma.fill_(1.0)
     out = block(x)
     assert out.shape == x.shape and not torch.allclose(out, x)
+
+
+@pytest.mark.parametrize("channels", [16, 64])
+def test_residual_control_has_the_attention_blocks_parameter_count_and_is_local(channels):
+    # eval(): spectral norm's power iteration would otherwise nudge the weights between the two calls below
+    attention, residual = SelfAttention(channels, sn=True).eval(), LocalResidual(channels, sn=True).eval()
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(residual) == count(attention) == channels * channels * 5 // 4 + 1  # + γ
+    x = torch.randn(1, channels, 9, 9)
+    assert torch.equal(residual(x), x)  # γ = 0 at initialisation, like the attention block
+    for block in (attention, residual):
+        with torch.no_grad():
+            block.gamma.fill_(1.0)
+    # Change one corner pixel: the residual block's output moves only within its 3×3 neighbourhood,
+    # self-attention's moves everywhere (non-local evidence).
+    moved = x.clone()
+    moved[..., 0, 0] += 1.0
+    with torch.no_grad():
+        far_residual = (residual(moved) - residual(x))[..., 4:, 4:].abs().max()
+        far_attention = (attention(moved) - attention(x))[..., 4:, 4:].abs().max()
+    assert far_residual == 0 and far_attention > 0
+
+
+def test_residual_rows_build_and_are_flagged_as_not_attention():
+    cfg = build_config(preset="sagan", budget="smoke", overrides={"attention_block": "residual"})
+    generator, discriminator = build_models(cfg, shape=cfg.shape, num_classes=cfg.num_classes)
+    assert any(isinstance(m, LocalResidual) for m in generator.modules())
+    assert any(isinstance(m, LocalResidual) for m in discriminator.modules())
+    assert not any(isinstance(m, SelfAttention) for m in [*generator.modules(), *discriminator.modules()])
+    assert cfg.switches()["attention"] is False and cfg.switches()["attention_block"] == "residual"
 
 
 def test_projection_discriminator_uses_the_labels_and_an_unconditional_one_ignores_them():
@@ -211,6 +241,8 @@ def test_sampler_is_batch_independent_uint8_and_checks_labels():
     ("dcgan", {"loss": "lsgan"}, "loss='lsgan' is unknown; expected one of minimax, nonsat"),
     ("sngan", {"d_norm": "batch"}, "applies to arch=dcgan only"),
     ("dcgan", {"n_dis": "0"}, "n_dis=0 must be ≥ 1"),
+    ("sagan", {"attention_res": "0", "attention_block": "residual"}, "attention_res=0 places none"),
+    ("sagan", {"attention_block": "conv"}, "attention_block='conv' is unknown"),
 ])
 def test_bad_configurations_fail_at_start_with_one_line(preset, overrides, message):
     with pytest.raises(GenevalInputError, match=message.replace("(", r"\(").replace("[", r"\[")) as info:
@@ -275,8 +307,9 @@ def test_every_preset_trains_resumes_exactly_evaluates_and_records(preset, tmp_p
     assert record["selection"]["reference"] == "fashion-mnist:train[59936:]"
     assert record["evaluation"]["reference"] == "fashion-mnist:test"
     assert record["evaluation"]["extractor"] == "pixels"
-    if cfg.conditional and "intra-fid" in record["evaluation"]["metrics_skipped"]:
-        assert "not registered" in record["evaluation"]["metrics_skipped"]["intra-fid"]
+    skipped = record["evaluation"]["metrics_skipped"]
+    assert not any("not registered" in why for why in skipped.values()), skipped  # every requested name exists
+    assert ("intra_fid" in record["metrics"]["final"]) == cfg.conditional, (skipped, record["metrics"]["final"])
     for name in ("samples_final.png", "samples_best.png", "curves.png", "best.pt", "log.jsonl"):
         assert (tmp_path / "whole" / name).is_file()
     steps = [e["step"] for e in map(json.loads, (tmp_path / "split" / "log.jsonl").read_text().splitlines())

@@ -142,6 +142,10 @@ def test_unknown_row_switch_fails_before_training_naming_the_line(tmp_path):
     ("baseline = true", "", "[[rows]]", "no row is marked baseline"),
     ("[[findings]]", "[extra]\n[[findings]]", "[extra]", "unknown section or key 'extra'"),
     ("sn_d = true", "sn_d = 3", "sn_d = 3", "is not a boolean"),  # a mistyped value, via the trainer's validate
+    # metric names are the registry's: a hyphenated spelling would otherwise be skipped silently by the trainer
+    ("metrics = [\"fid\", \"kid\"]\n\n[columns]", "metrics = [\"fid\", \"intra-fid\"]\n\n[columns]",
+     "metrics = [\"fid\", \"intra-fid\"]", "metric 'intra-fid' is unknown (did you mean 'intra_fid'?)"),
+    ("tradeoff = [\"fid\", \"kid\"]", "tradeoff = [\"fid\", \"bpd\"]", "tradeoff = [", "[columns] tradeoff: metric 'bpd'"),
 ])
 def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
     from geneval.errors import GenevalInputError

@@ -24,16 +24,13 @@ import pandas as pd
 from geneval.atomic import write_bytes_atomic, write_text_atomic
 from geneval.leaderboard import records as rec
 from geneval.leaderboard.runner import plan, records_path
-from geneval.leaderboard.spec import Spec, load_spec
+from geneval.leaderboard.spec import Spec, load_spec, metric_label
 
 LABELS = {"batch_size": "Batch", "width_mult": "Ch. ×", "params_m.generator": "G params (M)",
           "params_m.discriminator": "D params (M)", "params_m.total": "Params (M)", "iterations_k": "Itr ×10³",
           "shared_embedding": "Shared", "skip_z": "Skip-z", "ortho_reg": "Ortho.", "attention_res": "Attention at",
-          "attention": "Attention", "ema": "EMA", "sn_g": "SN in G", "sn_d": "SN in D", "model": "Model",
-          "trainer": "Family", "truncation": "Truncation",
-          "fid": "FID", "is": "IS", "kid": "KID", "precision": "Precision", "recall": "Recall",
-          "intra-fid": "intra-FID", "test_bits_per_dim": "bits/dim", "test_nats": "NLL (nats)"}
-LOWER_IS_BETTER = {"fid", "kid", "intra-fid", "test_bits_per_dim", "test_nats"}
+          "attention": "Attention", "attention_block": "Block", "ema": "EMA", "sn_g": "SN in G", "sn_d": "SN in D", "model": "Model",
+          "trainer": "Family", "truncation": "Truncation"}
 
 
 # ------------------------------------------------------------------------------------------- the numbers
@@ -120,7 +117,7 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
              [labels.get(k, k) for k in spec.columns["flags"]]
     metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
     many = len(spec.columns["which"]) > 1
-    header += [labels.get(m, m) + (f" ({w})" if many else "") + (" ↓" if m in LOWER_IS_BETTER else " ↑")
+    header += [labels.get(m, metric_label(m)[0]) + (f" ({w})" if many else "") + (" ↑" if metric_label(m)[1] else " ↓")
                for m, w in metric_columns]
     header += ["Seeds", "Collapsed"]
     cells, keys = [], []
@@ -215,7 +212,7 @@ def verdicts(spec: Spec, frame: pd.DataFrame) -> list[str]:
         if not (_number(a[f"{prefix}_mean"]) and _number(b[f"{prefix}_mean"])):
             out.append(f"- {f.claim} — **not measured yet** ({f.row!r} or {f.than!r} has no {f.metric} record).")
             continue
-        sign = -1.0 if f.metric in LOWER_IS_BETTER else 1.0
+        sign = 1.0 if metric_label(f.metric)[1] else -1.0
         gain = sign * (a[f"{prefix}_mean"] - b[f"{prefix}_mean"])
         errors = []
         for r in (a, b):
@@ -320,8 +317,8 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
             ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3, label=which)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
-        ax.set_title(LABELS.get(metric, metric) + (" (lower is better)" if metric in LOWER_IS_BETTER else
-                                                   " (higher is better)"))
+        label, higher_is_better = metric_label(metric)
+        ax.set_title(label + (" (higher is better)" if higher_is_better else " (lower is better)"))
         if len(spec.columns["which"]) > 1:
             ax.legend(fontsize=8)
     fig.suptitle(spec.title, fontsize=10)
@@ -339,9 +336,10 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
         for name, xv, yv in zip(names, xs, ys):
             if _number(xv) and _number(yv) and not (math.isnan(xv) or math.isnan(yv)):
                 ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xlabel(LABELS.get(x, x) + f" ({which})")
-        ax.set_ylabel(LABELS.get(y, y) + f" ({which})")
-        ax.set_title(f"{LABELS.get(y, y)}–{LABELS.get(x, x)} trade-off", fontsize=10)
+        x_label, y_label = metric_label(x)[0], metric_label(y)[0]
+        ax.set_xlabel(f"{x_label} ({which})")
+        ax.set_ylabel(f"{y_label} ({which})")
+        ax.set_title(f"{y_label}–{x_label} trade-off", fontsize=10)
         fig.tight_layout()
         out[f"{spec.name}_tradeoff.png"] = _png(fig)
     return out

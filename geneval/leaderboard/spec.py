@@ -45,6 +45,7 @@ does not know (through the trainer's own ``apply_overrides``/``validate``), a mi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import re
@@ -52,6 +53,31 @@ import tomllib
 from pathlib import Path
 
 from geneval.errors import GenevalInputError
+
+# Besides every registered sample metric (geneval.metrics.METRICS), tables show the likelihoods that the
+# likelihood trainers record: name → (column label, higher is better).
+RECORDED_METRICS = {"test_bits_per_dim": ("bits/dim", False), "test_nats": ("NLL (nats)", False)}
+
+
+def metric_label(name: str) -> tuple[str, bool]:
+    """``(column label, higher is better)`` of a table metric, from the metric registry: one place per metric."""
+    from geneval.metrics import METRICS
+
+    if name in RECORDED_METRICS:
+        return RECORDED_METRICS[name]
+    spec = METRICS.get(name)
+    return spec.label, spec.higher_is_better
+
+
+def _check_metrics(names, lines: "_Lines", *, line: int, where: str, recorded: bool) -> None:
+    from geneval.metrics import METRICS
+
+    known = sorted(METRICS) + (sorted(RECORDED_METRICS) if recorded else [])
+    for name in names:
+        if name not in known:
+            near = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise lines.error(line, f"{where}: metric {name!r} is unknown{hint}; expected some of {', '.join(known)}")
 
 SECTIONS = ("table", "evaluation", "columns", "rows", "findings")
 TABLE_KEYS = ("name", "title", "trainer", "preset", "budget", "dataset", "seeds", "import", "notes", "paper", "set")
@@ -183,6 +209,11 @@ def load_spec(path: str | Path, *, plugins=None) -> Spec:
     _check_keys(columns, COLUMN_KEYS, lines, start=lines.block("columns"), where="[columns]")
     columns = {"show": [], "flags": [], "metrics": list(evaluation.get("metrics", ["fid"])), "which": ["final"],
                "tradeoff": [], "labels": {}, **columns}
+    _check_metrics(evaluation.get("metrics", []), lines, line=lines.key("metrics", start=lines.block("evaluation")),
+                   where="[evaluation] metrics", recorded=False)
+    for key in ("metrics", "tradeoff"):
+        _check_metrics(columns[key], lines, line=lines.key(key, start=lines.block("columns")),
+                       where=f"[columns] {key}", recorded=True)
     for which in columns["which"]:
         if which not in ("final", "best"):
             raise lines.error(lines.key("which", start=lines.block("columns")),

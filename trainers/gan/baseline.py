@@ -42,7 +42,7 @@ def run_baseline(cfg, *, out) -> dict:
     if cfg.train_subset:
         n_train = min(n_train, cfg.train_subset)
     samples = pixel_gaussian_samples(images[:n_train], num=cfg.eval_samples, seed=cfg.sample_seed)
-    metrics, skipped = evaluation.available_metrics(cfg, tuple(m for m in cfg.eval_metrics if m != "intra-fid"))
+    metrics, skipped = evaluation.available_metrics(cfg, tuple(m for m in cfg.eval_metrics if m != "intra_fid"))
     reference = f"{cfg.dataset}:test"
     values, protocol = evaluation.score(samples, None, cfg=cfg, reference=reference, reference_name=reference,
                                         metrics=metrics, num_ref=cfg.eval_num_ref)

@@ -40,6 +40,8 @@ class GanConfig:
     sn_g: bool = False  # spectral norm in G (SAGAN, BigGAN)
     sn_d: bool = False  # spectral norm in D (SNGAN)
     attention_res: int = 0  # SAGAN self-attention at this resolution in G and D; 0: none; -1: the largest allowed
+    # the block at attention_res: self-attention, or SAGAN's control, a same-size local residual block
+    attention_block: str = "self-attention"
     conditional: bool = False  # train on class labels
     g_cond: str = "none"  # none | cbn (conditional batch norm) | concat (one-hot appended to z)
     d_cond: str = "none"  # none | projection (Miyato & Koyama 2018) | acgan (auxiliary classifier) | concat
@@ -71,7 +73,7 @@ class GanConfig:
     eval_samples: int = 10000  # generated samples for the reported (test-split) evaluation of final and best
     eval_num_ref: int = 0  # reference images for the reported evaluation (the first N of the test split); 0: all
     eval_features: str = ""  # extractor; "": the dataset's default (its domain classifier)
-    eval_metrics: tuple[str, ...] = ("fid", "is", "kid", "intra-fid", "precision", "recall")
+    eval_metrics: tuple[str, ...] = ("fid", "is", "kid", "intra_fid", "precision", "recall")
     collapse_margin: float = 0.5  # collapse: a validation FID above best × (1 + margin) after the best
     sample_seed: int = 20240  # seeds of the evaluation samples (sample i: seed + stream + i)
     log_every: int = 50
@@ -87,6 +89,7 @@ class GanConfig:
         choice("dataset", tuple(DATASET_SHAPES))
         choice("arch", ("mlp", "dcgan", "resnet"))
         choice("g_upsample", ("nearest", "transposed"))
+        choice("attention_block", ("self-attention", "residual"))
         choice("d_norm", ("none", "batch", "layer"))
         choice("g_cond", ("none", "cbn", "concat"))
         choice("d_cond", ("none", "projection", "acgan", "concat"))
@@ -122,6 +125,9 @@ class GanConfig:
                                             "(arch=dcgan or resnet), not arch=mlp")
         if self.d_norm != "none" and self.arch != "dcgan":
             raise GenevalInputError(f"d_norm={self.d_norm} applies to arch=dcgan only (arch={self.arch} has none)")
+        if self.attention_block != "self-attention" and self.attention_res == 0:
+            raise GenevalInputError(f"attention_block={self.attention_block!r} replaces the attention block, but "
+                                    "attention_res=0 places none: set attention_res too")
         if self.attention_res not in (0, -1):
             from trainers.gan.models import attention_resolutions
 
@@ -163,7 +169,9 @@ class GanConfig:
         """The ingredient columns of an ablation table, each explicit (booleans and values)."""
         return {
             "arch": self.arch, "loss": self.loss, "n_dis": self.n_dis, "sn_g": self.sn_g, "sn_d": self.sn_d,
-            "attention_res": self.attention_res, "attention": self.attention_res > 0,
+            "attention_res": self.attention_res,
+            "attention": self.attention_res != 0 and self.attention_block == "self-attention",
+            "attention_block": self.attention_block if self.attention_res else "none",
             "conditional": self.conditional, "g_cond": self.g_cond, "d_cond": self.d_cond,
             "shared_embedding": self.shared_embedding, "skip_z": self.skip_z, "ortho_reg": self.ortho_beta > 0,
             "ortho_beta": self.ortho_beta, "ema": self.ema_decay > 0, "ema_decay": self.ema_decay,

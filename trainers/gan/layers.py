@@ -50,6 +50,32 @@ class SelfAttention(nn.Module):
         return x + self.gamma * o
 
 
+class LocalResidual(nn.Module):
+    """The control of SAGAN's "attention vs residual" rows (Zhang et al. 2019, Table 1): a residual block with
+    the parameter count of ``SelfAttention`` (query C²/8 + key C²/8 + value C² = 1.25·C²) that only sees a 3×3
+    neighbourhood: ``y = γ·conv1(relu(conv3(x))) + x`` with a 3×3 conv to C/8 channels (1.125·C²) and a 1×1
+    conv back to C (0.125·C²). The same zero-initialised ``γ`` makes it the identity at initialisation, so the
+    two rows differ only in non-local versus local evidence."""
+
+    def __init__(self, channels: int, *, sn: bool):
+        super().__init__()
+        inner = max(1, channels // 8)
+        self.reduce = maybe_sn(nn.Conv2d(channels, inner, 3, 1, 1, bias=False), sn)
+        self.expand = maybe_sn(nn.Conv2d(inner, channels, 1, bias=False), sn)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gamma * self.expand(torch.relu(self.reduce(x)))
+
+
+ATTENTION_BLOCKS = {"self-attention": SelfAttention, "residual": LocalResidual}
+
+
+def attention_block(kind: str, channels: int, *, sn: bool) -> nn.Module:
+    """The block placed at ``attention_res``: SAGAN's self-attention, or its same-size local control."""
+    return ATTENTION_BLOCKS[kind](channels, sn=sn)
+
+
 # --------------------------------------------------------------------------------- conditional batch norm
 
 class ConditionalBatchNorm(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainers.gan.layers import ConditionalBatchNorm, SelfAttention, maybe_sn
+from trainers.gan.layers import ConditionalBatchNorm, attention_block, maybe_sn
 
 
 def ladder(size: int) -> tuple[int, int]:
@@ -120,13 +120,13 @@ class DCGANGenerator(Generator):
         self.blocks, self.attention = nn.ModuleList(), nn.ModuleDict()
         c, res = self.c0, bottom
         if res == cfg.attention_res:
-            self.attention["input"] = SelfAttention(c, sn=cfg.sn_g)
+            self.attention["input"] = attention_block(cfg.attention_block, c, sn=cfg.sn_g)
         for i in range(num_up):
             self.blocks.append(DCGANBlock(c, c // 2, upsample=cfg.g_upsample, sn=cfg.sn_g,
                                           cond_dim=self.block_cond_dim, num_classes=self.cbn_classes))
             c, res = c // 2, res * 2
             if res == cfg.attention_res:
-                self.attention[str(i)] = SelfAttention(c, sn=cfg.sn_g)
+                self.attention[str(i)] = attention_block(cfg.attention_block, c, sn=cfg.sn_g)
         self.out = maybe_sn(nn.Conv2d(c, shape[0], 3, 1, 1), cfg.sn_g)
 
     def forward(self, z, y=None):
@@ -173,13 +173,13 @@ class ResNetGenerator(Generator):
         self.blocks, self.attention = nn.ModuleList(), nn.ModuleDict()
         res = bottom
         if res == cfg.attention_res:
-            self.attention["input"] = SelfAttention(ch, sn=cfg.sn_g)
+            self.attention["input"] = attention_block(cfg.attention_block, ch, sn=cfg.sn_g)
         for i in range(num_up):
             self.blocks.append(ResGBlock(ch, ch, sn=cfg.sn_g, cond_dim=self.block_cond_dim,
                                          num_classes=self.cbn_classes))
             res *= 2
             if res == cfg.attention_res:
-                self.attention[str(i)] = SelfAttention(ch, sn=cfg.sn_g)
+                self.attention[str(i)] = attention_block(cfg.attention_block, ch, sn=cfg.sn_g)
         self.bn = nn.BatchNorm2d(ch)
         self.out = maybe_sn(nn.Conv2d(ch, shape[0], 3, 1, 1), cfg.sn_g)
 
@@ -267,7 +267,7 @@ class DCGANDiscriminator(Discriminator):
             layers += [nn.LeakyReLU(0.2)]
             res //= 2
             if res == cfg.attention_res:
-                layers.append(SelfAttention(c, sn=cfg.sn_d))
+                layers.append(attention_block(cfg.attention_block, c, sn=cfg.sn_d))
             c_in, c = c, c * 2
         self.net = nn.Sequential(*layers)
 
@@ -314,7 +314,7 @@ class ResNetDiscriminator(Discriminator):
             blocks.append(ResDBlock(c_in if i == 0 else ch, ch, sn=cfg.sn_d, down=down, first=i == 0))
             res = res // 2 if down else res
             if down and res == cfg.attention_res:
-                blocks.append(SelfAttention(ch, sn=cfg.sn_d))
+                blocks.append(attention_block(cfg.attention_block, ch, sn=cfg.sn_d))
         self.net = nn.Sequential(*blocks)
 
     def forward(self, x, y=None):

@@ -20,7 +20,7 @@ from geneval.errors import GenevalInputError
 
 # density/coverage (Naeem et al. 2020) beside precision/recall: k-NN precision rewards samples that land inside
 # an outlier's large real-data ball, which strongly truncated, near-empty images can do.
-SWEEP_METRICS = ("fid", "is", "precision", "recall", "density", "coverage", "intra-fid")
+SWEEP_METRICS = ("fid", "is", "precision", "recall", "density", "coverage", "intra_fid")
 
 
 def parse_thresholds(text: str) -> list[float | None]:

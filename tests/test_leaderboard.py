@@ -51,6 +51,25 @@ def test_smoke_spec_runs_end_to_end(uninterrupted):
         assert (uninterrupted / "tables" / name.format("smoke")).stat().st_size > 0
 
 
+def test_reproduce_retrains_one_row_and_compares_with_the_stated_spread(uninterrupted, tmp_path):
+    args = [GENEVAL, "leaderboard", "reproduce", str(SMOKE), "--row", "+ SN in D", "--seed", "1",
+            "--records-dir", str(uninterrupted / "records"), "--out", str(tmp_path / "again"), "--json"]
+    done = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["holds"] is True and (tmp_path / "again" / "record.json").is_file()
+    assert {(m["metric"], m["which"]) for m in report["metrics"]} == {
+        (m, w) for m in ("fid", "kid") for w in ("final", "best")}
+    for m in report["metrics"]:  # same seed, one thread: training and evaluation are deterministic on CPU
+        assert m["difference"] == 0.0 and m["stated"] > 0
+    # the records are untouched, and a folder that already holds a run is refused
+    assert len((uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()) == 4
+    again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300)
+    assert again.returncode == 2 and "already holds a run" in again.stderr.strip().splitlines()[-1]
+    missing = subprocess.run(args[:4] + ["--row", "nope"] + args[6:], capture_output=True, text=True, env=ENV)
+    assert missing.returncode == 2 and "no row 'nope'; rows: 'DCGAN', '+ SN in D'" in missing.stderr
+
+
 def test_run_resumes_after_kill_and_gives_the_same_table(uninterrupted, tmp_path):
     records = tmp_path / "records" / "smoke.jsonl"
     process = subprocess.Popen(_run_args(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,

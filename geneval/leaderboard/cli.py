@@ -29,6 +29,7 @@ def leaderboard() -> None:
       geneval leaderboard check leaderboards/specs/biggan_ablation.toml
       geneval leaderboard run leaderboards/specs/smoke.toml --jobs 2
       geneval leaderboard build leaderboards/specs/cross_family.toml
+      geneval leaderboard reproduce leaderboards/specs/biggan_ablation.toml --row "SAGAN baseline" --seed 0
     """
 
 
@@ -76,6 +77,50 @@ def run(spec, jobs, runs_dir, no_build, no_train, records_dir, tables_dir):
 def build(spec, records_dir, tables_dir):
     """Regenerate SPEC's table files from its records (no training)."""
     _build(spec, records_dir, tables_dir)
+
+
+@leaderboard.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--row", "row_name", required=True, metavar="NAME", help="The row to retrain (its name in SPEC).")
+@click.option("--seed", type=int, default=0, show_default=True, help="The training seed to retrain.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Fresh run folder (default: runs/reproduce/<table>-<row>-seed<S>).")
+@click.option("--records-dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Where <table>.jsonl lives (default: leaderboards/records next to the spec's folder).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout instead of the table.")
+def reproduce(spec, row_name, seed, out, records_dir, as_json):
+    """Retrain one recorded (row, seed) from scratch and compare its numbers with the record.
+
+    Every metric the table shows for the row must lie within the table's stated ± (std over seeds, or the
+    CI / the metric's own ± with one seed) of the recorded value; exit status 1 when one does not.
+    """
+    import json
+    import re
+
+    from geneval.leaderboard.reproduce import reproduce as run_reproduction
+    from geneval.leaderboard.spec import load_spec
+
+    if out is None:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", row_name).strip("-").lower() or "row"
+        out = Path("runs/reproduce") / f"{load_spec(spec).name}-{slug}-seed{seed}"
+    line, comparisons = run_reproduction(spec, row_name=row_name, seed=seed, out=out, records_dir=records_dir)
+    holds = all(c.holds for c in comparisons)
+    if as_json:
+        click.echo(json.dumps({"spec": str(spec), "row": row_name, "seed": seed, "run": str(out),
+                               "recorded_config_hash": line["config_hash"], "holds": holds,
+                               "metrics": [{"metric": c.metric, "which": c.which, "recorded": c.recorded,
+                                            "reproduced": c.reproduced, "difference": c.difference,
+                                            "stated": c.stated, "holds": c.holds} for c in comparisons]}))
+    else:
+        click.echo(f"{row_name!r} seed {seed}: retrained in {out}")
+        click.echo(f"{'metric':<14} {'which':<6} {'recorded':>12} {'reproduced':>12} {'difference':>12} "
+                   f"{'stated ±':>10}  holds")
+        for c in comparisons:
+            num = lambda v: "–" if v is None else f"{v:.6g}"  # noqa: E731
+            click.echo(f"{c.metric:<14} {c.which:<6} {num(c.recorded):>12} {num(c.reproduced):>12} "
+                       f"{num(c.difference):>12} {num(c.stated):>10}  {'yes' if c.holds else 'NO'}")
+        click.echo("reproduced within the stated ±" if holds else "NOT reproduced within the stated ±")
+    raise SystemExit(0 if holds else 1)
 
 
 def _build(spec, records_dir, tables_dir):

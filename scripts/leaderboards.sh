@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The leaderboard tables that need real training (Fashion-MNIST, small budgets), one spec and one training
-# process at a time, one thread. Resumable at every level: rerun after an interruption and recorded
+# The leaderboard tables that need real training (Fashion-MNIST, small budgets), one spec at a time, $JOBS
+# training processes (default 1) of one thread each. Resumable at every level: rerun after an interruption and recorded
 # (row, seed) are skipped, finished run folders adopted, interrupted ones resumed exactly.
 #
 #   nohup scripts/leaderboards.sh > runs/leaderboards.log 2>&1 &
 #   scripts/leaderboards.sh sagan_attention          # some specs only
+#   JOBS=2 nice scripts/leaderboards.sh              # one run per core
 #
 # Then commit what was produced (records carry everything the tables show):
 #   git add leaderboards/records/<name>.jsonl leaderboards/tables/<name>.* leaderboards/tables/<name>_*.png
@@ -15,7 +16,7 @@ mkdir -p runs/leaderboards
 SPECS="${*:-cross_family sagan_attention biggan_ablation}"
 for spec in $SPECS; do
   echo "$(date -u +%FT%TZ) start ${spec}"
-  if .venv/bin/geneval leaderboard run "leaderboards/specs/${spec}.toml" --jobs 1 --runs-dir runs/leaderboards; then
+  if .venv/bin/geneval leaderboard run "leaderboards/specs/${spec}.toml" --jobs "${JOBS:-1}" --runs-dir runs/leaderboards; then
     echo "$(date -u +%FT%TZ) done ${spec}"
   else
     echo "$(date -u +%FT%TZ) FAILED ${spec} (rerun to resume)"

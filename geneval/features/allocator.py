@@ -11,7 +11,7 @@ the process with ``mallopt``: serve large blocks from the heap, never trim it, a
 Effect: the FID Inception on CPU ~31 → ~40 images/s (``benchmarks/bench_inception_throughput.py``); the
 domain classifiers +27% (fashion-mnist-cnn) and +42% (cifar10-cnn) at batch 500 on one thread.
 Numbers are unchanged — only where memory comes from. The cost: the process keeps its peak heap resident
-until it exits. ``GENEVAL_MALLOC_TUNING=0`` leaves the allocator alone. Non-glibc platforms are untouched.
+until it exits (FID Inception, batch 32: peak RSS 1.21 → 1.43 GB). ``GENEVAL_MALLOC_TUNING=0`` leaves the allocator alone. Non-glibc platforms are untouched.
 """
 
 from __future__ import annotations

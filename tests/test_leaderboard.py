@@ -175,3 +175,60 @@ def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
         load_spec(path)
     assert str(error.value).startswith(f"{path}:{_line_of(path, needle)}: "), str(error.value)
     assert message in str(error.value)
+
+
+# ----------------------------------------------------------------------------------- imports and verdicts
+
+def _smoke_copy(tmp_path: Path, extra_table_keys: str = "") -> Path:
+    """The smoke spec in ``tmp_path/leaderboards/specs`` (its imports resolve under ``tmp_path/leaderboards``)."""
+    specs = tmp_path / "leaderboards" / "specs"
+    specs.mkdir(parents=True)
+    text = SMOKE.read_text().replace("seeds = [0, 1]", "seeds = [0, 1]\n" + extra_table_keys, 1)
+    (specs / "smoke.toml").write_text(text)
+    return specs / "smoke.toml"
+
+
+def test_import_adopts_an_older_record_of_the_same_training_config(uninterrupted, tmp_path):
+    from geneval.leaderboard.runner import run
+
+    line = next(json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()
+                if json.loads(l)["row"] == "DCGAN" and json.loads(l)["seed"] == 0)
+    record = json.loads((Path(line["path"]) / "record.json").read_text())
+    imports = tmp_path / "leaderboards" / "records" / "gan"
+    imports.mkdir(parents=True)
+    older = json.loads(json.dumps(record))
+    del older["config"]["attention_block"]  # a switch added after the run: its default cannot have mattered
+    older["config"]["eval_metrics"] = ["fid"]  # the run reported fewer metrics: the table leaves cells empty
+    (imports / "older.json").write_text(json.dumps(older))
+    other = json.loads(json.dumps(record))
+    other["config"]["lr_g"] = 1e-3  # a different training config is never adopted
+    other["config"]["seed"] = 1
+    (imports / "other.json").write_text(json.dumps(other))
+
+    spec = _smoke_copy(tmp_path, 'import = ["records/gan/*.json"]')
+    lines = run(spec, runs_dir=tmp_path / "runs", records_dir=tmp_path / "records", train=False, echo=lambda _: None)
+    assert [(l["row"], l["seed"], l["source"], l["path"]) for l in lines] == [("DCGAN", 0, "import",
+                                                                               "records/gan/older.json")]
+    assert lines[0]["metrics"]["final"]["fid"]["value"] == record["metrics"]["final"]["fid"]["value"]
+
+
+def test_findings_compare_only_rows_measured_with_the_same_protocol(uninterrupted, tmp_path):
+    from geneval.leaderboard.build import build
+
+    spec = _smoke_copy(tmp_path)
+    records = tmp_path / "records"
+    records.mkdir()
+    lines = [json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()]
+    (records / "smoke.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    build(spec, records_dir=records, tables_dir=tmp_path / "same")
+    same = (tmp_path / "same" / "smoke.md").read_text()
+    assert "not comparable" not in same and "s.e. of the difference" in same
+
+    for line in lines:  # the same records, as if the SN row had been scored with fewer samples
+        if line["row"] == "+ SN in D":
+            line["evaluation"]["num_samples"] = 32
+    (records / "smoke.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    build(spec, records_dir=records, tables_dir=tmp_path / "differ")
+    differ = (tmp_path / "differ" / "smoke.md").read_text()
+    assert ("**not comparable here**: '+ SN in D' and 'DCGAN' measured fid with different protocols "
+            "(32 vs 64 samples)") in differ

@@ -24,7 +24,7 @@ import pandas as pd
 from geneval.atomic import write_bytes_atomic, write_text_atomic
 from geneval.leaderboard import records as rec
 from geneval.leaderboard.runner import plan, records_path
-from geneval.leaderboard.spec import Spec, load_spec, metric_label
+from geneval.leaderboard.spec import RECORDED_METRICS, Spec, load_spec, metric_label
 
 LABELS = {"batch_size": "Batch", "width_mult": "Ch. ×", "params_m.generator": "G params (M)",
           "params_m.discriminator": "D params (M)", "params_m.total": "Params (M)", "iterations_k": "Itr ×10³",
@@ -203,14 +203,40 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
     return out
 
 
-def verdicts(spec: Spec, frame: pd.DataFrame) -> list[str]:
+# What must agree before two rows' sample metrics are compared: the numbers move with each of these.
+PROTOCOL_KEYS = (("extractor", "extractor"), ("weights_sha256", "weights"), ("mode", "mode"),
+                 ("num_samples", "samples"), ("reference", "reference"), ("reference_count", "reference images"))
+
+
+def protocol_difference(a: list[dict], b: list[dict]) -> str | None:
+    """How the sample-metric protocols of two rows' lines differ ("10000 vs 200 samples"), or None."""
+    def values(lines, key):
+        return sorted({str(l["evaluation"].get(key)) for l in lines})
+
+    for key, label in PROTOCOL_KEYS:
+        left, right = values(a, key), values(b, key)
+        if left != right:
+            return f"{'/'.join(left)} vs {'/'.join(right)} {label}"
+    return None
+
+
+def verdicts(spec: Spec, frame: pd.DataFrame, lines: list[dict] | None = None) -> list[str]:
     out = []
     rows = {r["row"]: r for _, r in frame.iterrows()}
+    by_row: dict[str, list[dict]] = {}
+    for line in lines or []:
+        by_row.setdefault(line["row"], []).append(line)
     for f in spec.findings:
         prefix = f"{f.metric}_{f.which}"
         a, b = rows[f.row], rows[f.than]
         if not (_number(a[f"{prefix}_mean"]) and _number(b[f"{prefix}_mean"])):
             out.append(f"- {f.claim} — **not measured yet** ({f.row!r} or {f.than!r} has no {f.metric} record).")
+            continue
+        differs = None if f.metric in RECORDED_METRICS else protocol_difference(by_row.get(f.row, []),
+                                                                                  by_row.get(f.than, []))
+        if differs:
+            out.append(f"- {f.claim} — **not comparable here**: {f.row!r} and {f.than!r} measured {f.metric} with "
+                       f"different protocols ({differs}).")
             continue
         sign = 1.0 if metric_label(f.metric)[1] else -1.0
         gain = sign * (a[f"{prefix}_mean"] - b[f"{prefix}_mean"])
@@ -219,15 +245,19 @@ def verdicts(spec: Spec, frame: pd.DataFrame) -> list[str]:
             spread, _ = uncertainty(r, prefix)
             errors.append((spread or 0.0) ** 2 / max(1, r[f"{prefix}_n"]))
         se = math.sqrt(sum(errors))
-        measured = (f"{f.metric} {f.which}: {fmt(a[f'{prefix}_mean'])} vs {fmt(b[f'{prefix}_mean'])} "
-                    f"({a[f'{prefix}_delta_pct'] if f.than == spec.baseline.name else 100 * (a[f'{prefix}_mean'] - b[f'{prefix}_mean']) / abs(b[f'{prefix}_mean']):+.1f}%, "
-                    f"±{fmt(se, digits=_digits(se) if se else 3)} s.e. of the difference)")
-        if gain > se and se > 0:
+        mean_a, mean_b = a[f"{prefix}_mean"], b[f"{prefix}_mean"]
+        change = a[f"{prefix}_delta_pct"] if f.than == spec.baseline.name else 100 * (mean_a - mean_b) / abs(mean_b)
+        spread_text = f"±{fmt(se, digits=_digits(se))} s.e. of the difference" if se else "no ±"
+        measured = f"{f.metric} {f.which}: {fmt(mean_a)} vs {fmt(mean_b)} ({change:+.1f}%, {spread_text})"
+        if se == 0:  # one seed and no interval: a direction, but nothing to judge its size against
+            verdict = (f"**inconclusive** ({'the paper' if gain > 0 else 'the opposite'}'s direction, but one seed "
+                       f"and no ± to test the difference against)")
+        elif gain > se:
             verdict = "**reproduced**"
-        elif gain < -se and se > 0:
+        elif gain < -se:
             verdict = "**not reproduced** (the opposite direction)"
         else:
-            verdict = "**inconclusive** (the difference is within its ±" + (", one seed" if se == 0 else "") + ")"
+            verdict = "**inconclusive** (the difference is within its ±)"
         paper = f" Paper: {f.paper}." if f.paper else ""
         out.append(f"- {f.claim}: {verdict} at this scale — {f.row!r} vs {f.than!r}, {measured}.{paper}")
     return out
@@ -356,7 +386,7 @@ def build(spec_path: str | Path, *, records_dir: Path | None = None, tables_dir:
     frame = summarise(spec, lines)
     header, cells, keys = display(spec, frame)
     footer = provenance(spec, lines, stale=len(every) - len(lines))
-    findings = verdicts(spec, frame)
+    findings = verdicts(spec, frame, lines)
     tables_dir = tables_dir or spec.root / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
     written = {}

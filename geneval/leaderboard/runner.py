@@ -111,8 +111,8 @@ def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, impor
         source, where = "run", str(run_dir)
         if (run_dir / "record.json").is_file():
             record = json.loads((run_dir / "record.json").read_text())
-        elif f"{row.trainer}:{config_json}" in imports:
-            source, where = "import", imports[f"{row.trainer}:{config_json}"]
+        elif import_key(row.trainer, canonical, trainer) in imports:
+            source, where = "import", imports[import_key(row.trainer, canonical, trainer)]
             record = json.loads((spec.root / where).read_text())
         elif not train:
             continue
@@ -151,8 +151,27 @@ def _evaluation_time(spec: Spec, row, trainer, config, record: dict, run_dir: Pa
     return metrics, protocol
 
 
+# Config keys that choose *which* metrics a run reports, not how any of them is measured: an imported record
+# that lacks a metric the table shows leaves that cell empty rather than blocking the adoption.
+_SELECTION_KEYS = ("eval_metrics",)
+
+
+def import_key(family: str, config: dict, trainer) -> str:
+    """What an importable record must share with a row: its family and its config, where keys the record
+    predates take the config class's default (a switch added later cannot have changed an earlier run) and
+    the metric selection is left out."""
+    defaults = {field.name: field.default for field in dataclasses.fields(trainer.config_class())
+                if field.default is not dataclasses.MISSING}
+    full = {**json.loads(json.dumps(defaults, default=str)), **config}
+    for key in _SELECTION_KEYS:
+        full.pop(key, None)
+    return f"{family}:{json.dumps(full, sort_keys=True, default=str)}"
+
+
 def _import_candidates(spec: Spec) -> dict[str, str]:
-    """``"<trainer>:<canonical config JSON>" → path relative to leaderboards/`` of importable records."""
+    """``import_key → path relative to leaderboards/`` of the finished trainer records the spec imports."""
+    from geneval.leaderboard.spec import plugin
+
     out = {}
     for pattern in spec.imports:
         for found in sorted(glob.glob(str(spec.root / pattern))):
@@ -162,6 +181,9 @@ def _import_candidates(spec: Spec) -> dict[str, str]:
                 continue
             if "config" not in record or "family" not in record:
                 continue
-            config_json = json.dumps(record["config"], sort_keys=True, default=str)
-            out[f"{record['family']}:{config_json}"] = os.path.relpath(found, spec.root)
+            try:
+                trainer = plugin(record["family"])
+            except GenevalInputError:
+                continue  # a family this installation does not have
+            out[import_key(record["family"], record["config"], trainer)] = os.path.relpath(found, spec.root)
     return out

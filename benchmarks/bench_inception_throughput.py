@@ -19,6 +19,13 @@ Only one process computes at a time. Rounds interleave the implementations (g, t
 that a load change on a shared machine hits all of them alike; the median round is reported. It also checks that pool3 features agree with the
 matching peer (tf ↔ torch-fidelity, pytorch-fid ↔ pytorch-fid) and prints the largest relative difference.
 One JSON line on stdout; the target is geneval ≥ 2.5× the faster peer.
+
+Roofline: the network costs a fixed number of multiply-adds per image (counted here from the module
+shapes), so images/s × FLOPs/image is each implementation's arithmetic rate. The script also times this
+CPU's fastest case, one large 3×3 convolution of the network (Conv2d_4a at batch 32) through the same oneDNN
+call geneval uses, in a fresh process, and prints what fraction of it geneval sustains over the whole
+network and the ratio that would be reached at 100% of it ("ceiling_ratio_vs_faster_peer"): how far a
+float32 implementation can lead the peers on this CPU.
 """
 
 from __future__ import annotations
@@ -89,6 +96,41 @@ def worker(name: str, weights: Path, tuned_malloc: bool, images: np.ndarray, bat
         conn.send((elapsed, features.double().numpy()))
 
 
+def network_gmacs_per_image() -> float:
+    """Multiply-adds of one 299² image up to pool3, from the conv shapes (fc excluded: pool3 does not use it)."""
+    from geneval.features.inception import FIDInceptionV3
+
+    net, total = FIDInceptionV3().eval(), [0]
+
+    def count(module, _inputs, output):
+        kh, kw = module.kernel_size
+        total[0] += output.numel() * module.in_channels // module.groups * kh * kw
+
+    for module in net.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(count)
+    with torch.inference_mode():
+        net(torch.zeros(1, 3, 299, 299), ("pool3",))
+    return total[0] / 1e9
+
+
+def conv_peak_worker(batch_size: int, conn) -> None:
+    """GFLOP/s of Conv2d_4a (80 → 192, 3×3, 73² → 71², ReLU fused) via oneDNN, best of 5, in its own process."""
+    from geneval.features.allocator import keep_freed_memory_for_reuse
+    from geneval.features.fusion import conv2d
+
+    keep_freed_memory_for_reuse()
+    conv = torch.nn.Conv2d(80, 192, 3).requires_grad_(False)
+    x = torch.randn(batch_size, 80, 73, 73).contiguous(memory_format=torch.channels_last)
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(6):  # the first call chooses the kernel
+            start = time.perf_counter()
+            conv2d(conv, x, relu=True)
+            best = min(best, time.perf_counter() - start)
+    conn.send(2 * batch_size * 71 * 71 * 192 * 80 * 9 / best / 1e9)
+
+
 def run(fn, batches) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
     with torch.inference_mode():
@@ -133,6 +175,12 @@ def main() -> None:
         conn.send("stop")
         process.join()
     rate = {name: args.num / statistics.median(times) for name, times in seconds.items()}
+    parent, child = context.Pipe()
+    process = context.Process(target=conv_peak_worker, args=(args.batch_size, child))
+    process.start()
+    conv_peak = parent.recv()
+    process.join()
+    gflop_per_image = 2 * network_gmacs_per_image()
 
     def rel_diff(a: str, b: str) -> float:
         x, y = features[a], features[b]
@@ -147,6 +195,13 @@ def main() -> None:
         "ratio_pytorch_fid_mode_vs_pytorch_fid": round(rate["geneval (pytorch-fid)"] / rate["pytorch-fid"], 2),
         "ratio_vs_torch_fidelity": round(rate["geneval (tf)"] / rate["torch-fidelity"], 2),
         "target_ratio": 2.5,
+        "roofline": {
+            "gflop_per_image": round(gflop_per_image, 3),
+            "gflop_per_s": {k: round(v * gflop_per_image, 1) for k, v in rate.items()},
+            "conv_gflop_per_s_this_cpu": round(conv_peak, 1),
+            "geneval_fraction_of_conv_peak": round(rate["geneval (tf)"] * gflop_per_image / conv_peak, 3),
+            "ceiling_ratio_vs_faster_peer": round(conv_peak / gflop_per_image / faster_peer, 2),
+        },
         "max_rel_diff_pool3": {"tf vs torch-fidelity": rel_diff("geneval (tf)", "torch-fidelity"),
                                "pytorch-fid mode vs pytorch-fid": rel_diff("geneval (pytorch-fid)", "pytorch-fid")},
         "num_images": args.num, "batch_size": args.batch_size, "rounds": args.rounds,

@@ -346,7 +346,7 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
             errs = [(uncertainty(r, prefix)[0] or 0.0) for _, r in frame.iterrows()]
             ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3, label=which)
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        ax.set_xticklabels(names, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
         label, higher_is_better = metric_label(metric)
         ax.set_title(label + (" (higher is better)" if higher_is_better else " (lower is better)"))
         if len(spec.columns["which"]) > 1:

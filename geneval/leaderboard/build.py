@@ -192,7 +192,9 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
                f"standard error over test examples). (±x%): change of the mean relative to the baseline row "
                f"{spec.baseline.name!r}. ↓/↑: lower/higher is better. Final: last step; best: lowest validation FID "
                f"(held-out train slice), reported on the test split. Collapsed: seeds whose validation FID rose above "
-               f"the trainer's collapse margin after their best.")
+               f"the trainer's collapse margin after their best. Findings: a verdict needs the difference of the "
+               f"means to exceed {SIGNIFICANT_SE:g} standard errors of the difference (each row's ± over √seeds), "
+               f"else it is inconclusive.")
     dataset_rows = sorted({f"{l['trainer']}/{l['preset']}/{l['budget']} on {l['dataset']}" for l in lines})
     out.append(f"**Runs.** {'; '.join(dataset_rows) or '–'}. Software: geneval {', '.join(versions) or '–'}, "
                f"commit{'s' if len(commits) > 1 else ''} {', '.join(commits) or '–'}. Records: "
@@ -218,6 +220,15 @@ def protocol_difference(a: list[dict], b: list[dict]) -> str | None:
         if left != right:
             return f"{'/'.join(left)} vs {'/'.join(right)} {label}"
     return None
+
+
+# A finding's verdict needs the difference of the means to exceed this many standard errors of the
+# difference (≈ 95% two-sided for a normal difference; lenient for three seeds, whose t quantile is larger).
+SIGNIFICANT_SE = 2.0
+
+
+def _direction(gain: float) -> str:
+    return "the paper's direction" if gain > 0 else "the opposite direction"
 
 
 def verdicts(spec: Spec, frame: pd.DataFrame, lines: list[dict] | None = None) -> list[str]:
@@ -250,14 +261,14 @@ def verdicts(spec: Spec, frame: pd.DataFrame, lines: list[dict] | None = None) -
         spread_text = f"±{fmt(se, digits=_digits(se))} s.e. of the difference" if se else "no ±"
         measured = f"{f.metric} {f.which}: {fmt(mean_a)} vs {fmt(mean_b)} ({change:+.1f}%, {spread_text})"
         if se == 0:  # one seed and no interval: a direction, but nothing to judge its size against
-            verdict = (f"**inconclusive** ({'the paper' if gain > 0 else 'the opposite'}'s direction, but one seed "
-                       f"and no ± to test the difference against)")
-        elif gain > se:
+            verdict = (f"**inconclusive** ({_direction(gain)}, but one seed and no ± to test the difference "
+                       f"against)")
+        elif gain > SIGNIFICANT_SE * se:
             verdict = "**reproduced**"
-        elif gain < -se:
+        elif gain < -SIGNIFICANT_SE * se:
             verdict = "**not reproduced** (the opposite direction)"
         else:
-            verdict = "**inconclusive** (the difference is within its ±)"
+            verdict = f"**inconclusive** ({_direction(gain)} by {abs(gain) / se:.1f} s.e., less than {SIGNIFICANT_SE:g})"
         paper = f" Paper: {f.paper}." if f.paper else ""
         out.append(f"- {f.claim}: {verdict} at this scale — {f.row!r} vs {f.than!r}, {measured}.{paper}")
     return out

@@ -13,7 +13,7 @@ set -u
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 mkdir -p runs/leaderboards
-SPECS="${*:-cross_family sagan_attention biggan_ablation}"
+SPECS="${*:-biggan_ablation cross_family sagan_attention}"
 for spec in $SPECS; do
   echo "$(date -u +%FT%TZ) start ${spec}"
   if .venv/bin/geneval leaderboard run "leaderboards/specs/${spec}.toml" --jobs "${JOBS:-1}" --runs-dir runs/leaderboards; then

@@ -109,10 +109,11 @@ def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, impor
         config_json = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
         canonical = json.loads(config_json)
         source, where = "run", str(run_dir)
+        imported = imports.get(import_key(row.trainer, canonical, trainer))
         if (run_dir / "record.json").is_file():
             record = json.loads((run_dir / "record.json").read_text())
-        elif import_key(row.trainer, canonical, trainer) in imports:
-            source, where = "import", imports[import_key(row.trainer, canonical, trainer)]
+        elif imported:
+            source, where = "import", imported
             record = json.loads((spec.root / where).read_text())
         elif not train:
             continue

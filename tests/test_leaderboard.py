@@ -165,6 +165,7 @@ def test_unknown_row_switch_fails_before_training_naming_the_line(tmp_path):
     ("metrics = [\"fid\", \"kid\"]\n\n[columns]", "metrics = [\"fid\", \"intra-fid\"]\n\n[columns]",
      "metrics = [\"fid\", \"intra-fid\"]", "metric 'intra-fid' is unknown (did you mean 'intra_fid'?)"),
     ("tradeoff = [\"fid\", \"kid\"]", "tradeoff = [\"fid\", \"bpd\"]", "tradeoff = [", "[columns] tradeoff: metric 'bpd'"),
+    ("metric = \"fid\"\n", "metric = \"fid\"\nexpect = \"lower\"\n", "expect = ", "expected one of 'better', 'worse'"),
 ])
 def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
     from geneval.errors import GenevalInputError
@@ -232,3 +233,24 @@ def test_findings_compare_only_rows_measured_with_the_same_protocol(uninterrupte
     differ = (tmp_path / "differ" / "smoke.md").read_text()
     assert ("**not comparable here**: '+ SN in D' and 'DCGAN' measured fid with different protocols "
             "(32 vs 64 samples)") in differ
+
+
+def test_a_finding_that_expects_a_cost_is_judged_in_that_direction(uninterrupted, tmp_path):
+    """Constructed records: SN's FID 50 points above the baseline's, seeds 1 apart. The smoke finding (SN improves
+    FID) is then not reproduced, and the same comparison with expect = "worse" is reproduced."""
+    from geneval.leaderboard.build import build
+
+    spec = _smoke_copy(tmp_path)
+    spec.write_text(spec.read_text() + '\n[[findings]]\nclaim = "SN costs FID here"\nrow = "+ SN in D"\n'
+                                       'metric = "fid"\nexpect = "worse"\n')
+    records = tmp_path / "records"
+    records.mkdir()
+    lines = [json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()]
+    for line in lines:
+        line["metrics"]["final"]["fid"]["value"] = (100.0 if line["row"] == "+ SN in D" else 50.0) + line["seed"]
+    (records / "smoke.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    build(spec, records_dir=records, tables_dir=tmp_path / "tables")
+    table = (tmp_path / "tables" / "smoke.md").read_text()
+    assert "- Spectral normalisation in D improves FID (Miyato et al. 2018): **not reproduced**" in table
+    assert "- SN costs FID here: **reproduced** at this scale — '+ SN in D' vs 'DCGAN', fid final: 100.50 vs 50.50" \
+        in table

@@ -249,7 +249,8 @@ def verdicts(spec: Spec, frame: pd.DataFrame, lines: list[dict] | None = None) -
             out.append(f"- {f.claim} — **not comparable here**: {f.row!r} and {f.than!r} measured {f.metric} with "
                        f"different protocols ({differs}).")
             continue
-        sign = 1.0 if metric_label(f.metric)[1] else -1.0
+        # gain > 0 means the paper's direction: the metric's better side, or its worse side for expect = "worse"
+        sign = (1.0 if metric_label(f.metric)[1] else -1.0) * (1.0 if f.expect == "better" else -1.0)
         gain = sign * (a[f"{prefix}_mean"] - b[f"{prefix}_mean"])
         errors = []
         for r in (a, b):

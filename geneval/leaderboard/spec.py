@@ -36,6 +36,7 @@
 
     [[findings]]                 # a paper's claim; its verdict under the table is computed from the records
     claim = "Shared embeddings help (BigGAN Table 1)"; row = "+ shared"; metric = "fid"   # than = baseline
+    # expect = "worse": the paper says the row costs this metric (truncation lowers recall); default "better"
 
 Everything is validated before anything trains: unknown keys and sections, switches the trainer's config
 does not know (through the trainer's own ``apply_overrides``/``validate``), a missing or doubled baseline,
@@ -85,7 +86,8 @@ EVALUATION_KEYS = ("reference", "features", "mode", "num_samples", "num_ref", "m
 COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels")
 ROW_RESERVED = ("name", "baseline", "extends", "truncation", "trainer", "preset", "budget", "dataset", "note")
 EVAL_TIME_KEYS = ("truncation",)
-FINDING_KEYS = ("claim", "row", "metric", "than", "which", "paper")
+FINDING_KEYS = ("claim", "row", "metric", "than", "which", "paper", "expect")
+EXPECTATIONS = ("better", "worse")
 DEFAULT_SEEDS = (0, 1, 2)
 
 
@@ -112,6 +114,7 @@ class Finding:
     than: str
     which: str
     paper: str | None
+    expect: str = "better"  # the direction the paper reports for `row` against `than` on `metric`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,8 +277,13 @@ def load_spec(path: str | Path, *, plugins=None) -> Spec:
         if raw["metric"] not in columns["metrics"]:
             raise lines.error(lines.key("metric", start=start),
                               f"finding metric {raw['metric']!r} is not in [columns] metrics {columns['metrics']}")
+        expect = raw.get("expect", "better")
+        if expect not in EXPECTATIONS:
+            raise lines.error(lines.key("expect", start=start),
+                              f"finding expect = {expect!r}: expected one of {', '.join(map(repr, EXPECTATIONS))}")
         findings.append(Finding(claim=raw["claim"], row=raw["row"], metric=raw["metric"], than=than,
-                                which=raw.get("which", columns["which"][0]), paper=raw.get("paper")))
+                                which=raw.get("which", columns["which"][0]), paper=raw.get("paper"),
+                                expect=expect))
 
     spec = Spec(path=path, name=table.get("name", path.stem), title=table.get("title", path.stem),
                 seeds=tuple(seeds), evaluation=dict(evaluation), columns=columns, rows=tuple(rows),

@@ -49,6 +49,8 @@ def test_smoke_spec_runs_end_to_end(uninterrupted):
     assert "sortBy(this)" in html and "<script" in html and "http" not in html  # no CDN
     for name in TABLE_FILES + ("{}_tradeoff.png",):
         assert (uninterrupted / "tables" / name.format("smoke")).stat().st_size > 0
+    index = (uninterrupted / "tables" / "index.html").read_text()  # the page over the folder's tables
+    assert '<a href="smoke.html">' in index and "4 of 4 (row, seed) recorded" in index
 
 
 def test_reproduce_retrains_one_row_and_compares_with_the_stated_spread(uninterrupted, tmp_path):
@@ -125,6 +127,18 @@ def test_build_regenerates_committed_tables_byte_for_byte(spec, tmp_path):
         assert committed.is_file(), f"{committed} is not committed"
         assert written[pattern.format(name)].read_bytes() == committed.read_bytes(), \
             f"{committed.name} differs from a rebuild: run `geneval leaderboard build {spec.relative_to(ROOT)}`"
+
+
+def test_index_page_lists_every_committed_table_byte_for_byte(tmp_path):
+    from geneval.leaderboard.index import write_index
+
+    written = write_index(ROOT / "leaderboards" / "specs", tables_dir=tmp_path)
+    committed = ROOT / "leaderboards" / "tables" / "index.html"
+    assert written.read_bytes() == committed.read_bytes(), \
+        "index.html differs from a rebuild: run `geneval leaderboard build` on any spec"
+    text = committed.read_text()
+    for spec in _committed_specs():
+        assert f'<a href="{_table_name(spec)}.html">' in text and f'src="{_table_name(spec)}_metrics.png"' in text
 
 
 # ------------------------------------------------------------------------------------------- spec errors

@@ -8,12 +8,14 @@ examples), marked †. Under the table: the provenance of every number (extracto
 counts, reference split, geneval version and commits), then the papers' findings with a verdict computed from
 the records, then the spec's notes.
 
-Outputs ``tables/<name>.{md,csv,html}`` and ``tables/<name>_metrics.png`` (+ ``_tradeoff.png``); all of them
-are functions of the spec and the records only (no dates, no absolute paths), so a rebuild is byte-identical.
+Outputs ``tables/<name>.{md,csv,html}`` and ``tables/<name>_metrics.png`` (+ ``_tradeoff.png``), and refreshes
+``tables/index.html`` (every table of the specs folder, ``index.py``); all of them are functions of the specs
+and the records only (no dates, no absolute paths), so a rebuild is byte-identical.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import math
@@ -227,6 +229,14 @@ def protocol_difference(a: list[dict], b: list[dict]) -> str | None:
 SIGNIFICANT_SE = 2.0
 
 
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not comparable here", "not measured yet")
+
+
+def verdict_of(finding_line: str) -> str:
+    """The verdict of one line of ``verdicts`` (its first bold phrase)."""
+    return next(v for v in VERDICTS if f"**{v}**" in finding_line)
+
+
 def _direction(gain: float) -> str:
     return "the paper's direction" if gain > 0 else "the opposite direction"
 
@@ -308,7 +318,8 @@ def html_page(spec: Spec, header, cells, keys, footer: list[str], findings: list
            "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
            "{text-align:left}th{cursor:pointer;background:#f4f4f4}</style>",
-           f"<script>{_SORT_JS}</script></head><body>", f"<h1>{e(spec.title)}</h1>"]
+           f"<script>{_SORT_JS}</script></head><body>", "<p><a href=\"index.html\">All leaderboards</a></p>",
+           f"<h1>{e(spec.title)}</h1>"]
     if spec.paper:
         out.append(f"<p>Reproduces: {e(spec.paper)}</p>")
     out.append("<p>Click a column header to sort.</p><table><thead><tr>"
@@ -389,26 +400,49 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
 
 # ------------------------------------------------------------------------------------------------ build
 
-def build(spec_path: str | Path, *, records_dir: Path | None = None, tables_dir: Path | None = None) -> dict:
-    """Write the table files of a spec from its records; return ``{file name: Path}``."""
+@dataclasses.dataclass
+class Table:
+    """A spec's table, computed from its records (everything the files show)."""
+    spec: Spec
+    lines: list[dict]
+    frame: pd.DataFrame
+    header: list[str]
+    cells: list[list[str]]
+    keys: list
+    footer: list[str]
+    findings: list[str]
+    expected: int  # (row, seed) pairs the spec asks for
+
+
+def tabulate(spec_path: str | Path, *, records_dir: Path | None = None) -> Table:
     spec = load_spec(spec_path)
     current = {(spec.rows[t.row_index].name, t.seed, t.config_hash) for t in plan(spec, runs_dir=Path("."))}
     every = rec.read_lines(records_path(spec, records_dir))
     lines = [l for l in every if rec.key(l) in current]
     frame = summarise(spec, lines)
     header, cells, keys = display(spec, frame)
-    footer = provenance(spec, lines, stale=len(every) - len(lines))
-    findings = verdicts(spec, frame, lines)
+    return Table(spec=spec, lines=lines, frame=frame, header=header, cells=cells, keys=keys,
+                 footer=provenance(spec, lines, stale=len(every) - len(lines)),
+                 findings=verdicts(spec, frame, lines), expected=len(current))
+
+
+def build(spec_path: str | Path, *, records_dir: Path | None = None, tables_dir: Path | None = None) -> dict:
+    """Write the table files of a spec from its records, and the folder's index page; return ``{name: Path}``."""
+    from geneval.leaderboard.index import write_index
+
+    t = tabulate(spec_path, records_dir=records_dir)
+    spec = t.spec
     tables_dir = tables_dir or spec.root / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     text_outputs = {
-        f"{spec.name}.md": markdown(spec, header, cells, footer, findings),
-        f"{spec.name}.csv": frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
-        f"{spec.name}.html": html_page(spec, header, cells, keys, footer, findings),
+        f"{spec.name}.md": markdown(spec, t.header, t.cells, t.footer, t.findings),
+        f"{spec.name}.csv": t.frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+        f"{spec.name}.html": html_page(spec, t.header, t.cells, t.keys, t.footer, t.findings),
     }
     for name, text in text_outputs.items():
         written[name] = write_text_atomic(tables_dir / name, text)
-    for name, data in plots(spec, frame).items():
+    for name, data in plots(spec, t.frame).items():
         written[name] = write_bytes_atomic(tables_dir / name, data)
+    written["index.html"] = write_index(spec.path.parent, records_dir=records_dir, tables_dir=tables_dir)
     return written

@@ -227,6 +227,28 @@ def test_import_adopts_an_older_record_of_the_same_training_config(uninterrupted
     assert lines[0]["metrics"]["final"]["fid"]["value"] == record["metrics"]["final"]["fid"]["value"]
 
 
+def test_several_specs_share_one_pool_and_a_run_folder_is_trained_once(tmp_path):
+    """Two specs whose rows need the same run folders (like the BigGAN baseline and SAGAN's feat14 row), run in
+    one call with two workers: each folder is trained once and both tables record it."""
+    from geneval.leaderboard.runner import run
+
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    first, twin = specs / "smoke.toml", specs / "twin.toml"
+    first.write_text(SMOKE.read_text())
+    twin.write_text(SMOKE.read_text().replace('name = "smoke"', 'name = "twin"', 1))
+    messages = []
+    lines = run([first, twin], jobs=2, runs_dir=tmp_path / "runs", records_dir=tmp_path / "records",
+                echo=messages.append)
+    assert len(lines) == 8 and len(list((tmp_path / "runs").iterdir())) == 4
+    assert messages[:2] == ["smoke: 0 of 4 (row, seed) already recorded; 4 to do",
+                            "twin: 0 of 4 (row, seed) already recorded; 4 to do"]
+    recorded = {name: sorted((l["row"], l["seed"], l["path"]) for l in map(json.loads, (tmp_path / "records" /
+                                                                                       f"{name}.jsonl").open()))
+                for name in ("smoke", "twin")}
+    assert recorded["smoke"] == recorded["twin"] and len(recorded["smoke"]) == 4
+
+
 def test_findings_compare_only_rows_measured_with_the_same_protocol(uninterrupted, tmp_path):
     from geneval.leaderboard.build import build
 

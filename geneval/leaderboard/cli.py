@@ -49,26 +49,33 @@ def check(spec):
 
 
 @leaderboard.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="SPEC...")
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-              help="Training runs at once, one process each.")
+              help="Training runs at once, one process each, shared by all the SPECs.")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/leaderboards"),
               show_default=True, metavar="DIR", help="Where run folders (checkpoints, record.json) go.")
 @click.option("--no-build", is_flag=True, help="Only record; do not regenerate the table.")
 @click.option("--no-train", is_flag=True,
               help="Train nothing: only record finished run folders and the spec's matching imported records.")
 @_dirs
-def run(spec, jobs, runs_dir, no_build, no_train, records_dir, tables_dir):
-    """Train and evaluate every (row, seed) of SPEC without a record, append records, then build the table.
+def run(specs, jobs, runs_dir, no_build, no_train, records_dir, tables_dir):
+    """Train and evaluate every (row, seed) of each SPEC without a record, append records, then build the tables.
 
     Resumable: recorded (row, seed) are skipped, finished run folders are adopted, interrupted ones resume.
-    """
-    from geneval.leaderboard.runner import run as run_spec
+    Several SPECs share one pool of --jobs processes (a run folder two specs need is trained once).
 
-    run_spec(spec, jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, train=not no_train,
-             echo=lambda m: click.echo(m, err=True))
+    \b
+    Examples:
+      geneval leaderboard run leaderboards/specs/smoke.toml
+      geneval leaderboard run leaderboards/specs/biggan_ablation.toml leaderboards/specs/cross_family.toml --jobs 2
+    """
+    from geneval.leaderboard.runner import run as run_specs
+
+    run_specs(list(specs), jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, train=not no_train,
+              echo=lambda m: click.echo(m, err=True))
     if not no_build:
-        _build(spec, records_dir, tables_dir)
+        for spec in specs:
+            _build(spec, records_dir, tables_dir)
 
 
 @leaderboard.command()

@@ -6,8 +6,8 @@ Resumable at two levels: a (row, seed) whose line is in ``records/<table>.jsonl`
 (exactly). Rows that differ only in evaluation-time options (truncation) share one run folder. Finished
 trainer records listed by the spec's ``import`` globs are adopted when their config equals the row's.
 
-``--jobs N`` trains N run folders at once, each in its own process (``spawn``: no forked torch state);
-records are appended by the parent, one complete line per write.
+``--jobs N`` trains N run folders at once, each in its own process (``spawn``: no forked torch state), over
+all the specs given; records are appended by the parent, one complete line per write.
 """
 
 from __future__ import annotations
@@ -50,30 +50,37 @@ def records_path(spec: Spec, records_dir: Path | None) -> Path:
     return (records_dir or spec.root / "records") / f"{spec.name}.jsonl"
 
 
-def run(spec_path: str | Path, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
+def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
         records_dir: Path | None = None, train: bool = True, echo=print) -> list[dict]:
-    """Record every missing (row, seed); ``train=False``: only adopt finished run folders and imports."""
-    spec = load_spec(spec_path)  # validates every row before anything trains
-    path = records_path(spec, records_dir)
-    done = {rec.key(line) for line in rec.read_lines(path)}
-    todo = [t for t in plan(spec, runs_dir=runs_dir)
-            if (spec.rows[t.row_index].name, t.seed, t.config_hash) not in done]
-    skipped = len(spec.rows) * len(spec.seeds) - len(todo)
-    echo(f"{spec.name}: {skipped} of {len(spec.rows) * len(spec.seeds)} (row, seed) already recorded; "
-         f"{len(todo)} to do")
-    imports = _import_candidates(spec)
-    groups: dict[Path, list[Task]] = {}
-    for task in todo:
-        groups.setdefault(task.run_dir, []).append(task)
-    work = [(str(spec.path), [(t.row_index, t.seed) for t in group], str(runs_dir), imports, train)
-            for group in groups.values()]
+    """Record every missing (row, seed) of one spec or several; ``train=False``: only adopt finished run folders
+    and imports.
+
+    Several specs share one pool of ``jobs`` processes, so one table's last long run does not leave cores idle
+    while the next table waits; a run folder two specs need (a shared baseline) is trained once, by one worker.
+    """
+    paths = [spec_paths] if isinstance(spec_paths, (str, Path)) else list(spec_paths)
+    specs = [load_spec(p) for p in paths]  # validates every row of every spec before anything trains
+    groups: dict[Path, list[tuple[str, int, int]]] = {}
+    imports: dict[str, dict] = {}
+    for spec in specs:
+        done = {rec.key(line) for line in rec.read_lines(records_path(spec, records_dir))}
+        todo = [t for t in plan(spec, runs_dir=runs_dir)
+                if (spec.rows[t.row_index].name, t.seed, t.config_hash) not in done]
+        total = len(spec.rows) * len(spec.seeds)
+        echo(f"{spec.name}: {total - len(todo)} of {total} (row, seed) already recorded; {len(todo)} to do")
+        imports[str(spec.path)] = _import_candidates(spec)
+        for task in todo:
+            groups.setdefault(task.run_dir, []).append((str(spec.path), task.row_index, task.seed))
+    work = [(items, str(runs_dir), imports, train) for items in groups.values()]
+    by_path = {str(spec.path): spec for spec in specs}
     lines: list[dict] = []
 
-    def keep(new: list[dict]) -> None:
-        for line in new:
-            rec.append_line(path, line)
-            echo(f"recorded {line['row']!r} seed {line['seed']} ({line['source']}: {line['path']})")
-        lines.extend(new)
+    def keep(new: list[tuple[str, dict]]) -> None:
+        for spec_path, line in new:
+            rec.append_line(records_path(by_path[spec_path], records_dir), line)
+            echo(f"recorded {by_path[spec_path].name}: {line['row']!r} seed {line['seed']} "
+                 f"({line['source']}: {line['path']})")
+            lines.append(line)
 
     if jobs <= 1:
         for item in work:
@@ -96,12 +103,12 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
-def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, imports: dict,
-              train: bool = True) -> list[dict]:
-    """Train one run folder (if needed) and return the record lines of its (row, seed) items."""
-    spec = load_spec(spec_path)
+def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[str, dict],
+              train: bool = True) -> list[tuple[str, dict]]:
+    """Train one run folder (if needed) and return ``(spec path, record line)`` for its (spec, row, seed) items."""
     out = []
-    for row_index, seed in items:
+    for spec_path, row_index, seed in items:
+        spec = load_spec(spec_path)
         row = spec.rows[row_index]
         trainer, config = resolve(spec, row, seed)
         hashes = config_hashes(row, config)
@@ -109,7 +116,7 @@ def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, impor
         config_json = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
         canonical = json.loads(config_json)
         source, where = "run", str(run_dir)
-        imported = imports.get(import_key(row.trainer, canonical, trainer))
+        imported = imports[spec_path].get(import_key(row.trainer, canonical, trainer))
         if (run_dir / "record.json").is_file():
             record = json.loads((run_dir / "record.json").read_text())
         elif imported:
@@ -121,10 +128,10 @@ def run_group(spec_path: str, items: list[tuple[int, int]], runs_dir: str, impor
             log.info("training %s seed %d in %s", row.name, seed, run_dir)
             record = trainer.train(config, out=str(run_dir), budget=row.budget)
         metrics, protocol = _evaluation_time(spec, row, trainer, config, record, run_dir if source == "run" else None)
-        out.append(rec.from_trainer_record(record, table=spec.name, row=row, seed=seed, hashes=hashes,
-                                           switches=json.loads(json.dumps(trainer.switches(config), default=str)),
-                                           config=canonical, source=source, path=where, metrics=metrics,
-                                           protocol=protocol))
+        out.append((spec_path, rec.from_trainer_record(
+            record, table=spec.name, row=row, seed=seed, hashes=hashes,
+            switches=json.loads(json.dumps(trainer.switches(config), default=str)), config=canonical,
+            source=source, path=where, metrics=metrics, protocol=protocol)))
     return out
 
 

@@ -226,6 +226,20 @@ def test_import_adopts_an_older_record_of_the_same_training_config(uninterrupted
                                                                                "records/gan/older.json")]
     assert lines[0]["metrics"]["final"]["fid"]["value"] == record["metrics"]["final"]["fid"]["value"]
 
+    # the imported record is re-scored later: the next run adopts it again, then nothing is left to do
+    older["metrics"]["final"]["fid"]["value"] = 12.5
+    (imports / "older.json").write_text(json.dumps(older))
+    messages = []
+    again = run(spec, runs_dir=tmp_path / "runs", records_dir=tmp_path / "records", train=False,
+                echo=messages.append)
+    assert messages[0] == ("smoke: 1 of 4 (row, seed) already recorded; 4 to do "
+                           "(1 of them: imported records changed since)")
+    assert [l["metrics"]["final"]["fid"]["value"] for l in again] == [12.5]
+    messages.clear()
+    assert run(spec, runs_dir=tmp_path / "runs", records_dir=tmp_path / "records", train=False,
+               echo=messages.append) == []
+    assert messages[0] == "smoke: 1 of 4 (row, seed) already recorded; 3 to do"
+
 
 def test_several_specs_share_one_pool_and_a_run_folder_is_trained_once(tmp_path):
     """Two specs whose rows need the same run folders (like the BigGAN baseline and SAGAN's feat14 row), run in
@@ -269,6 +283,9 @@ def test_findings_compare_only_rows_measured_with_the_same_protocol(uninterrupte
     differ = (tmp_path / "differ" / "smoke.md").read_text()
     assert ("**not comparable here**: '+ SN in D' and 'DCGAN' measured fid with different protocols "
             "(32 vs 64 samples)") in differ
+    sn_row = next(l for l in differ.splitlines() if l.startswith("| + SN in D |"))
+    same_row = next(l for l in same.splitlines() if l.startswith("| + SN in D |"))
+    assert "%)" in same_row and "%)" not in sn_row  # no Δ% against a baseline measured differently
 
 
 def test_a_finding_that_expects_a_cost_is_judged_in_that_direction(uninterrupted, tmp_path):

@@ -79,13 +79,21 @@ def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
         table.append(out)
     frame = pd.DataFrame(table)
     base = frame[frame["baseline"]].iloc[0]
+    # Δ% only against a baseline measured the same way (an FID from 200 samples, or on another dataset, is not
+    # a change of the baseline's FID)
+    base_lines = by_row[spec.baseline.name]
+    same_samples = [protocol_difference(by_row[r.name], base_lines) is None for r in spec.rows]
+    same_split = [_values(by_row[r.name], "likelihood_split") == _values(base_lines, "likelihood_split")
+                  for r in spec.rows]
     for which in spec.columns["which"]:
         for metric in spec.columns["metrics"]:
             prefix = f"{metric}_{which}"
             b = base[f"{prefix}_mean"]
+            comparable = same_split if metric in RECORDED_METRICS else same_samples
             frame[f"{prefix}_delta_pct"] = [
-                None if (v is None or pd.isna(v) or b is None or pd.isna(b) or b == 0) else 100.0 * (v - b) / abs(b)
-                for v in frame[f"{prefix}_mean"]]
+                None if (v is None or pd.isna(v) or b is None or pd.isna(b) or b == 0 or not same)
+                else 100.0 * (v - b) / abs(b)
+                for v, same in zip(frame[f"{prefix}_mean"], comparable)]
     return frame
 
 
@@ -192,7 +200,7 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
     out.append(f"**Statistics.** mean ± sample std (ddof = 1) over training seeds [{seeds}]; with one seed: "
                f"‡ bootstrap CI half-width of the generated set, † the metric's own ± (IS: std over splits; bits/dim: "
                f"standard error over test examples). (±x%): change of the mean relative to the baseline row "
-               f"{spec.baseline.name!r}. ↓/↑: lower/higher is better. Final: last step; best: lowest validation FID "
+               f"{spec.baseline.name!r}, shown only where both were measured with the same protocol. ↓/↑: lower/higher is better. Final: last step; best: lowest validation FID "
                f"(held-out train slice), reported on the test split. Collapsed: seeds whose validation FID rose above "
                f"the trainer's collapse margin after their best. Findings: a verdict needs the difference of the "
                f"means to exceed {SIGNIFICANT_SE:g} standard errors of the difference (each row's ± over √seeds), "
@@ -212,13 +220,14 @@ PROTOCOL_KEYS = (("extractor", "extractor"), ("weights_sha256", "weights"), ("mo
                  ("num_samples", "samples"), ("reference", "reference"), ("reference_count", "reference images"))
 
 
+def _values(lines: list[dict], key: str) -> list[str]:
+    return sorted({str(l["evaluation"].get(key)) for l in lines})
+
+
 def protocol_difference(a: list[dict], b: list[dict]) -> str | None:
     """How the sample-metric protocols of two rows' lines differ ("10000 vs 200 samples"), or None."""
-    def values(lines, key):
-        return sorted({str(l["evaluation"].get(key)) for l in lines})
-
     for key, label in PROTOCOL_KEYS:
-        left, right = values(a, key), values(b, key)
+        left, right = _values(a, key), _values(b, key)
         if left != right:
             return f"{'/'.join(left)} vs {'/'.join(right)} {label}"
     return None

@@ -4,7 +4,8 @@ Resumable at two levels: a (row, seed) whose line is in ``records/<table>.jsonl`
 (``runs/leaderboards/<trainer>-<preset>-<train_hash>``, named by the training config, seed included) whose
 ``record.json`` exists is adopted without training; one with only a checkpoint is resumed by its trainer
 (exactly). Rows that differ only in evaluation-time options (truncation) share one run folder. Finished
-trainer records listed by the spec's ``import`` globs are adopted when their config equals the row's.
+trainer records listed by the spec's ``import`` globs are adopted when their config equals the row's, and adopted
+again when the file changes (its sha256 is in the line).
 
 ``--jobs N`` trains N run folders at once, each in its own process (``spawn``: no forked torch state), over
 all the specs given; records are appended by the parent, one complete line per write.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -63,11 +65,16 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
     groups: dict[Path, list[tuple[str, int, int]]] = {}
     imports: dict[str, dict] = {}
     for spec in specs:
-        done = {rec.key(line) for line in rec.read_lines(records_path(spec, records_dir))}
+        done = {rec.key(line): line for line in rec.read_lines(records_path(spec, records_dir))}
+        # an imported record that changed since its line was written (re-scored, say) is adopted again
+        changed = {k for k, line in done.items()
+                   if line.get("source") == "import" and line.get("source_sha256") != _sha256(spec.root / line["path"])}
         todo = [t for t in plan(spec, runs_dir=runs_dir)
-                if (spec.rows[t.row_index].name, t.seed, t.config_hash) not in done]
+                if (key := (spec.rows[t.row_index].name, t.seed, t.config_hash)) not in done or key in changed]
         total = len(spec.rows) * len(spec.seeds)
-        echo(f"{spec.name}: {total - len(todo)} of {total} (row, seed) already recorded; {len(todo)} to do")
+        refresh = sum((spec.rows[t.row_index].name, t.seed, t.config_hash) in changed for t in todo)
+        echo(f"{spec.name}: {total - len(todo) + refresh} of {total} (row, seed) already recorded; {len(todo)} to do"
+             + (f" ({refresh} of them: imported records changed since)" if refresh else ""))
         imports[str(spec.path)] = _import_candidates(spec)
         for task in todo:
             groups.setdefault(task.run_dir, []).append((str(spec.path), task.row_index, task.seed))
@@ -128,11 +135,21 @@ def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[st
             log.info("training %s seed %d in %s", row.name, seed, run_dir)
             record = trainer.train(config, out=str(run_dir), budget=row.budget)
         metrics, protocol = _evaluation_time(spec, row, trainer, config, record, run_dir if source == "run" else None)
-        out.append((spec_path, rec.from_trainer_record(
+        line = rec.from_trainer_record(
             record, table=spec.name, row=row, seed=seed, hashes=hashes,
             switches=json.loads(json.dumps(trainer.switches(config), default=str)), config=canonical,
-            source=source, path=where, metrics=metrics, protocol=protocol)))
+            source=source, path=where, metrics=metrics, protocol=protocol)
+        if source == "import":
+            line["source_sha256"] = _sha256(spec.root / where)
+        out.append((spec_path, line))
     return out
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _evaluation_time(spec: Spec, row, trainer, config, record: dict, run_dir: Path | None):

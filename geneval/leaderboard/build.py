@@ -82,14 +82,11 @@ def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
     # Δ% only against a baseline measured the same way (an FID from 200 samples, or on another dataset, is not
     # a change of the baseline's FID)
     base_lines = by_row[spec.baseline.name]
-    same_samples = [protocol_difference(by_row[r.name], base_lines) is None for r in spec.rows]
-    same_split = [_values(by_row[r.name], "likelihood_split") == _values(base_lines, "likelihood_split")
-                  for r in spec.rows]
     for which in spec.columns["which"]:
         for metric in spec.columns["metrics"]:
             prefix = f"{metric}_{which}"
             b = base[f"{prefix}_mean"]
-            comparable = same_split if metric in RECORDED_METRICS else same_samples
+            comparable = [protocol_difference(by_row[r.name], base_lines, metric=metric) is None for r in spec.rows]
             frame[f"{prefix}_delta_pct"] = [
                 None if (v is None or pd.isna(v) or b is None or pd.isna(b) or b == 0 or not same)
                 else 100.0 * (v - b) / abs(b)
@@ -224,9 +221,19 @@ def _values(lines: list[dict], key: str) -> list[str]:
     return sorted({str(l["evaluation"].get(key)) for l in lines})
 
 
-def protocol_difference(a: list[dict], b: list[dict]) -> str | None:
-    """How the sample-metric protocols of two rows' lines differ ("10000 vs 200 samples"), or None."""
+# KID's estimator is unbiased (Bińkowski et al. 2018, "Demystifying MMD GANs", §2.2): its expectation does not
+# depend on how many samples either side has, so rows scored with different sample counts still compare on it.
+COUNT_FREE_METRICS = {"kid"}
+
+
+def protocol_difference(a: list[dict], b: list[dict], *, metric: str) -> str | None:
+    """How two rows' lines measured ``metric`` differently ("10000 vs 200 samples"), or None."""
+    if metric in RECORDED_METRICS:  # likelihoods: only the test split matters
+        left, right = _values(a, "likelihood_split"), _values(b, "likelihood_split")
+        return None if left == right else f"{'/'.join(left)} vs {'/'.join(right)} test split"
     for key, label in PROTOCOL_KEYS:
+        if metric in COUNT_FREE_METRICS and key in ("num_samples", "reference_count"):
+            continue
         left, right = _values(a, key), _values(b, key)
         if left != right:
             return f"{'/'.join(left)} vs {'/'.join(right)} {label}"
@@ -262,8 +269,7 @@ def verdicts(spec: Spec, frame: pd.DataFrame, lines: list[dict] | None = None) -
         if not (_number(a[f"{prefix}_mean"]) and _number(b[f"{prefix}_mean"])):
             out.append(f"- {f.claim} — **not measured yet** ({f.row!r} or {f.than!r} has no {f.metric} record).")
             continue
-        differs = None if f.metric in RECORDED_METRICS else protocol_difference(by_row.get(f.row, []),
-                                                                                  by_row.get(f.than, []))
+        differs = protocol_difference(by_row.get(f.row, []), by_row.get(f.than, []), metric=f.metric)
         if differs:
             out.append(f"- {f.claim} — **not comparable here**: {f.row!r} and {f.than!r} measured {f.metric} with "
                        f"different protocols ({differs}).")

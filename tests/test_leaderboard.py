@@ -310,3 +310,18 @@ def test_a_finding_that_expects_a_cost_is_judged_in_that_direction(uninterrupted
     assert "- Spectral normalisation in D improves FID (Miyato et al. 2018): **not reproduced**" in table
     assert "- SN costs FID here: **reproduced** at this scale — '+ SN in D' vs 'DCGAN', fid final: 100.50 vs 50.50" \
         in table
+
+
+def test_rescoring_without_an_option_reproduces_the_runs_own_numbers(uninterrupted):
+    """A truncation row is compared with the row it re-scores, so the re-scoring path must give the trainer's
+    own end-of-run numbers when no option is set (same checkpoint, sample seeds, labels, extractor)."""
+    from geneval.leaderboard.spec import load_spec, resolve
+
+    line = next(json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()
+                if json.loads(l)["row"] == "DCGAN" and json.loads(l)["seed"] == 1)
+    spec = load_spec(SMOKE)
+    trainer, config = resolve(spec, spec.rows[0], 1)
+    values, protocol = trainer.evaluate(Path(line["path"]), config=config, which="final", metrics=("fid", "kid"))
+    assert protocol["truncation"] is None and protocol["num_samples"] == line["evaluation"]["num_samples"]
+    for metric in ("fid", "kid"):
+        assert values[metric]["value"] == line["metrics"]["final"][metric]["value"], metric

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import json
 import math
 from pathlib import Path
 
@@ -400,10 +401,23 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
         ys = [v if _number(v) else float("nan") for v in frame[f"{y}_{which}_mean"]]
         xerr = [(uncertainty(r, f"{x}_{which}")[0] or 0.0) for _, r in frame.iterrows()]
         yerr = [(uncertainty(r, f"{y}_{which}")[0] or 0.0) for _, r in frame.iterrows()]
-        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o-", capsize=3)
-        for name, xv, yv in zip(names, xs, ys):
+        # Rows are separate configurations: points, not a path. Rows that re-score the same training runs with
+        # an evaluation-time option (truncation ψ) form a real trade-off curve, drawn as one (BigGAN Fig. 2/4).
+        ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o", capsize=3)
+        same_runs: dict[str, list[int]] = {}
+        for i, row in enumerate(spec.rows):
+            same_runs.setdefault(json.dumps(row.switches, sort_keys=True, default=str), []).append(i)
+        curves = [members for members in same_runs.values() if len(members) > 1]
+        for number, members in enumerate(curves):
+            ax.plot([xs[i] for i in members], [ys[i] for i in members], "-", color="tab:orange",
+                    label="same runs, evaluation option varied" if number == 0 else None)
+        if curves:
+            ax.legend(fontsize=7)
+        for i, (name, xv, yv) in enumerate(zip(names, xs, ys)):
             if _number(xv) and _number(yv) and not (math.isnan(xv) or math.isnan(yv)):
-                ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                # consecutive rows often land close together: alternate above and below the point
+                ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 4 if i % 2 == 0 else -11),
+                            fontsize=7)
         x_label, y_label = metric_label(x)[0], metric_label(y)[0]
         ax.set_xlabel(f"{x_label} ({which})")
         ax.set_ylabel(f"{y_label} ({which})")

@@ -325,3 +325,33 @@ def test_rescoring_without_an_option_reproduces_the_runs_own_numbers(uninterrupt
     assert protocol["truncation"] is None and protocol["num_samples"] == line["evaluation"]["num_samples"]
     for metric in ("fid", "kid"):
         assert values[metric]["value"] == line["metrics"]["final"][metric]["value"], metric
+
+
+def test_a_best_checkpoint_taken_at_the_last_step_is_scored_once(uninterrupted, tmp_path):
+    """One-seed tables re-score final and best with a bootstrap interval (minutes per checkpoint at 10k samples);
+    when the best checkpoint is the last step, the final's numbers are reused instead of recomputed."""
+    from geneval.leaderboard.runner import _evaluation_time
+    from geneval.leaderboard.spec import load_spec, resolve
+
+    path = tmp_path / "one_seed.toml"
+    path.write_text(SMOKE.read_text().replace("seeds = [0, 1]", "seeds = [0]", 1)
+                    .replace("num_ref = 256", "num_ref = 256\nci = 0.9\nci_resamples = 5", 1))
+    spec = load_spec(path)
+    trainer, config = resolve(spec, spec.rows[0], 0)
+    line = next(json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()
+                if json.loads(l)["row"] == "DCGAN" and json.loads(l)["seed"] == 0)
+    record = json.loads((Path(line["path"]) / "record.json").read_text())
+
+    class Counting:  # the real plugin, counting its evaluations
+        calls: list[str] = []
+
+        def evaluate(self, run_dir, *, which, **options):
+            self.calls.append(which)
+            return trainer.evaluate(run_dir, which=which, **options)
+
+    counting = Counting()
+    for best_step, calls in ((record["steps"], ["final"]), (record["steps"] - 1, ["final", "best"])):
+        counting.calls.clear()
+        metrics, _ = _evaluation_time(spec, spec.rows[0], counting, config, {**record, "best_step": best_step},
+                                      Path(line["path"]))
+        assert counting.calls == calls and "ci_half_width" in metrics["best"]["fid"]["details"]

@@ -165,6 +165,9 @@ def _evaluation_time(spec: Spec, row, trainer, config, record: dict, run_dir: Pa
     metrics_wanted = tuple(spec.evaluation.get("metrics") or spec.columns["metrics"])
     metrics, protocol = {}, {}
     for which in record.get("metrics", {}):
+        if which == "best" and "final" in metrics and _best_is_final(record):
+            metrics["best"] = metrics["final"]  # the same weights, sample seeds and protocol: the same numbers
+            continue
         try:
             metrics[which], protocol = trainer.evaluate(run_dir, config=config, which=which, metrics=metrics_wanted,
                                                         ci=ci, ci_resamples=spec.evaluation.get("ci_resamples", 100),
@@ -174,6 +177,11 @@ def _evaluation_time(spec: Spec, row, trainer, config, record: dict, run_dir: Pa
                 raise
             return None, None  # no bootstrap for this trainer: the record's own ± stays
     return metrics, protocol
+
+
+def _best_is_final(record: dict) -> bool:
+    """The best checkpoint (lowest validation FID) was taken at the last step: it is the final one."""
+    return record.get("best_step") is not None and record.get("best_step") == record.get("steps")
 
 
 # Config keys that choose *which* metrics a run reports, not how any of them is measured: an imported record

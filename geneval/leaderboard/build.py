@@ -134,7 +134,8 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
         row_keys: list = [None]
         for key in spec.columns["show"]:
             value = r[key]
-            row_cells.append(fmt(value, digits=3 if key.startswith("params_m") else None)
+            digits = 3 if key.startswith("params_m") else 0 if key.endswith("_s") else None  # seconds: whole
+            row_cells.append(fmt(value, digits=digits)
                              if isinstance(value, float) else ("–" if value is None else str(value)))
             row_keys.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
         for key in spec.columns["flags"]:

@@ -407,7 +407,8 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
         ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o", capsize=3)
         same_runs: dict[str, list[int]] = {}
         for i, row in enumerate(spec.rows):
-            same_runs.setdefault(json.dumps(row.switches, sort_keys=True, default=str), []).append(i)
+            training = [row.trainer, row.preset, row.budget, row.dataset, row.switches]  # all but eval options
+            same_runs.setdefault(json.dumps(training, sort_keys=True, default=str), []).append(i)
         curves = [members for members in same_runs.values() if len(members) > 1]
         for number, members in enumerate(curves):
             ax.plot([xs[i] for i in members], [ys[i] for i in members], "-", color="tab:orange",

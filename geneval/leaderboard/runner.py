@@ -113,9 +113,11 @@ def _single_thread() -> None:
 def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[str, dict],
               train: bool = True) -> list[tuple[str, dict]]:
     """Train one run folder (if needed) and return ``(spec path, record line)`` for its (spec, row, seed) items."""
-    out = []
+    out, loaded = [], {}
     for spec_path, row_index, seed in items:
-        spec = load_spec(spec_path)
+        if spec_path not in loaded:  # a group's items mostly share one spec: validate it once
+            loaded[spec_path] = load_spec(spec_path)
+        spec = loaded[spec_path]
         row = spec.rows[row_index]
         trainer, config = resolve(spec, row, seed)
         hashes = config_hashes(row, config)

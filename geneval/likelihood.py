@@ -321,8 +321,9 @@ def load_model(checkpoint: str) -> LikelihoodModel:
 
     if not os.path.isfile(checkpoint):
         raise GenevalInputError(f"{checkpoint}: no such file; expected a trainer checkpoint (checkpoint.pt)")
-    # Trainer checkpoints hold numpy RNG states, which weights_only refuses: load only checkpoints you trust.
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    from geneval.weights import load_plain
+
+    state = load_plain(checkpoint, what="checkpoint")  # weights_only: loading a checkpoint never runs code
     family = state.get("family") if isinstance(state, dict) else None
     if family is None:
         raise GenevalInputError(f"{checkpoint}: no 'family' recorded; expected a checkpoint written by a geneval trainer")

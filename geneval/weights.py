@@ -152,15 +152,32 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str, progress: bool =
     return dest
 
 
+def load_plain(path: str | os.PathLike, *, what: str = "file") -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU: tensors, numbers, strings, lists, tuples and dicts only.
+
+    Unpickling anything else can run code (an object's ``__reduce__``), so a file someone sent you that holds
+    such an object is refused with one line naming it and the global it asked for; so is a file torch cannot read.
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only met a global it does not allow
+        lines = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "global" in line]
+        reason = (lines[0] if lines else str(err).splitlines()[0]).split(". Please use")[0]  # not the allowlist tip
+        raise GenevalInputError(f"{what}: {path} could not be read: it holds pickled Python objects, not only tensors "
+                                f"and plain data, and loading it with weights_only=True refuses to run code ({reason})") from None
+    except Exception as err:  # zip and format errors: not a torch file
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise GenevalInputError(f"{what}: {path} could not be read as a PyTorch file ({type(err).__name__}: {first})") from None
+
+
 def load_state_dict_file(path: str | os.PathLike, module: nn.Module, *, what: str = "weights") -> None:
     """Load a state-dict file into ``module`` with ``weights_only=True``; wrong keys/shapes name the file.
 
     ``*.num_batches_tracked`` entries (BatchNorm's training counter, unused in inference) may be absent.
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and weights_only errors all mean "not a plain state dict"
-        raise GenevalInputError(f"{what}: {path} could not be read as a PyTorch state dict ({type(err).__name__}: {err})") from None
+    state = load_plain(path, what=what)
     if not isinstance(state, dict):
         raise GenevalInputError(f"{what}: {path} holds a {type(state).__name__}, expected a state dict")
     expected = set(module.state_dict())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Run the `small` preset of every likelihood model, one at a time on one core, resumably, and copy each
+# Run the `small` budget of every likelihood model, one at a time on one core, resumably, and copy each
 # finished run's record and sample grid into leaderboards/records/likelihood/<model>-<dataset>/.
-# Re-running skips finished runs and resumes interrupted ones. Then: python -m trainers.tables likelihood
+# Re-running skips finished runs and resumes interrupted ones. Then the table (adopts these records):
+#   geneval leaderboard run leaderboards/specs/likelihood_*.toml --no-train
 #
 #   nohup leaderboards/likelihood_small.sh > runs/likelihood_small.log 2>&1 &
 #   leaderboards/likelihood_small.sh fashion-mnist pixelcnn      # one dataset and/or some models only
@@ -16,7 +17,7 @@ for dataset in $DATASETS; do
     out="runs/likelihood/${model}-${dataset}"
     keep="leaderboards/records/likelihood/${model}-${dataset}"
     echo "$(date -u +%FT%TZ) start ${model} ${dataset}"
-    if .venv/bin/geneval train "$model" --dataset "$dataset" --preset small --out "$out" --resume; then
+    if .venv/bin/geneval train "$model" --dataset "$dataset" --budget small --out "$out" --resume; then
       mkdir -p "$keep"
       cp "$out/record.json" "$keep/record.json"
       for png in "$out"/*.png; do cp "$png" "$keep/"; done

@@ -115,17 +115,17 @@ def test_made_mixture_samples_use_each_mask_order():
 
 
 def params_of(out: Path) -> dict:
-    return load_checkpoint(out / "checkpoint.pt")["model"]
+    return load_checkpoint(out / "checkpoint.pt")["trainer"]["model"]
 
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("dataset", ["binarized-mnist", "fashion-mnist"])
 def test_smoke_train_checkpoint_resume_evaluate_record(name, dataset, tmp_path, fashion_mnist_dir, mnist_npz):
-    config = make_config(name, preset="smoke", dataset=dataset, overrides={})
-    whole = train(SPECS[name], config, out=tmp_path / "whole", preset="smoke")
-    assert train(SPECS[name], config, out=tmp_path / "split", preset="smoke", stop_after_steps=3) is None
+    config = make_config(name, budget="smoke", dataset=dataset, overrides={})
+    whole = train(SPECS[name], config, out=tmp_path / "whole", budget="smoke")
+    assert train(SPECS[name], config, out=tmp_path / "split", budget="smoke", stop_after_steps=3) is None
     assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 3
-    resumed = train(SPECS[name], config, out=tmp_path / "split", preset="smoke", resume=True)
+    resumed = train(SPECS[name], config, out=tmp_path / "split", budget="smoke", resume=True)
     a, b = params_of(tmp_path / "whole"), params_of(tmp_path / "split")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # same parameters after N steps
     assert resumed["metrics"]["final"]["test_nats"]["value"] == whole["metrics"]["final"]["test_nats"]["value"]
@@ -143,7 +143,7 @@ def test_smoke_train_checkpoint_resume_evaluate_record(name, dataset, tmp_path, 
 
 def test_cli_smoke_resume_and_geneval_likelihood(tmp_path, mnist_npz):
     out = tmp_path / "made"
-    base = [GENEVAL, "train", "made", "--dataset", "binarized-mnist", "--preset", "smoke", "--out", str(out)]
+    base = [GENEVAL, "train", "made", "--dataset", "binarized-mnist", "--budget", "smoke", "--out", str(out)]
     first = subprocess.run(base + ["--stop-after-steps", "3"], capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout.strip().splitlines()[-1])["stopped"]
@@ -159,28 +159,45 @@ def test_cli_smoke_resume_and_geneval_likelihood(tmp_path, mnist_npz):
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
     assert result["nats"] == pytest.approx(summary["test_nats"], rel=1e-12) and result["num_examples"] == 64
-    # the likelihood table is generated from such records
-    from trainers.tables import likelihood_table
-
-    table = likelihood_table([json.loads((out / "record.json").read_text())])
+    # the record the likelihood leaderboards adopt: preset = the model, budget = how long, the published value
+    record = json.loads((out / "record.json").read_text())
+    assert record["model"] == record["preset"] == "made" and record["budget"] == "smoke" and record["steps"] == 6
+    assert record["metrics"]["final"]["test_nats"]["value"] == summary["test_nats"]
+    assert record["published"]["nats"] == 84.87
+    # ... and the table a likelihood spec builds from it (as leaderboards/specs/likelihood_*.toml do)
+    leaderboards = tmp_path / "leaderboards"
+    (leaderboards / "specs").mkdir(parents=True)
+    (leaderboards / "records").mkdir()
+    (leaderboards / "records" / "made.json").write_text(json.dumps(record))
+    spec = leaderboards / "specs" / "made.toml"
+    spec.write_text('[table]\ntrainer = "autoregressive"\npreset = "made"\nbudget = "smoke"\n'
+                    'dataset = "binarized-mnist"\nseeds = [0]\nimport = ["records/made.json"]\n'
+                    '[columns]\nshow = ["likelihood.kind", "published.nats", "steps"]\n'
+                    'metrics = ["test_nats", "test_bits_per_dim"]\n[[rows]]\nname = "MADE"\nbaseline = true\n')
+    built = subprocess.run([GENEVAL, "leaderboard", "run", str(spec), "--no-train"], capture_output=True, text=True,
+                           timeout=300)
+    assert built.returncode == 0, built.stderr
+    table = (leaderboards / "tables" / "made.md").read_text()
+    assert "| Row | Kind | Published (nats) | Steps | NLL (nats) ↓ | bits/dim ↓ |" in table
     row = next(line for line in table.splitlines() if line.startswith("| MADE"))
-    assert f"{summary['test_nats']:.2f}" in row and "84.87" in row and "| 6 |" in row
+    assert f"| exact | 84.87 | 6 | {summary['test_nats']:.2f} ± " in row, row
+    assert "likelihood on `mnist:test`" in table
 
 
 def test_bad_configs_fail_at_start():
     with pytest.raises(GenevalInputError, match="unknown key 'hiden'"):
-        make_config("made", preset="smoke", dataset="binarized-mnist", overrides={"hiden": "3"})
+        make_config("made", budget="smoke", dataset="binarized-mnist", overrides={"hiden": "3"})
     with pytest.raises(GenevalInputError, match="num_masks applies to made only"):
-        make_config("nade", preset="smoke", dataset="binarized-mnist", overrides={"num_masks": "2"})
+        make_config("nade", budget="smoke", dataset="binarized-mnist", overrides={"num_masks": "2"})
     with pytest.raises(GenevalInputError, match="conditional applies to gated-pixelcnn"):
-        make_config("pixelcnn", preset="smoke", dataset="fashion-mnist", overrides={"conditional": "true"})
-    with pytest.raises(GenevalInputError, match="unknown preset"):
-        make_config("fvsbn", preset="huge", dataset="binarized-mnist", overrides={})
+        make_config("pixelcnn", budget="smoke", dataset="fashion-mnist", overrides={"conditional": "true"})
+    with pytest.raises(GenevalInputError, match="unknown budget"):
+        make_config("fvsbn", budget="huge", dataset="binarized-mnist", overrides={})
 
 
 def test_class_conditional_gated_pixelcnn_smoke(tmp_path, fashion_mnist_dir):
-    config = make_config("gated-pixelcnn", preset="smoke", dataset="fashion-mnist", overrides={"conditional": "true"})
-    record = train(SPECS["gated-pixelcnn"], config, out=tmp_path / "cond", preset="smoke")
+    config = make_config("gated-pixelcnn", budget="smoke", dataset="fashion-mnist", overrides={"conditional": "true"})
+    record = train(SPECS["gated-pixelcnn"], config, out=tmp_path / "cond", budget="smoke")
     assert record["likelihood"]["conditional"] is True
     # kept samples can be scored again later (e.g. once a domain extractor ships) to the same numbers
     from trainers.common.likelihood_training import rescore

@@ -75,12 +75,12 @@ def test_samples_depend_only_on_their_own_seed():
 
 @pytest.mark.parametrize("dataset", ["binarized-mnist", "fashion-mnist"])
 def test_smoke_train_checkpoint_resume_evaluate_record(dataset, tmp_path, fashion_mnist_dir, mnist_npz):
-    config = make_config(preset="smoke", dataset=dataset, overrides={})
-    whole = train(SPEC, config, out=tmp_path / "whole", preset="smoke")
-    assert train(SPEC, config, out=tmp_path / "split", preset="smoke", stop_after_steps=3) is None
-    resumed = train(SPEC, config, out=tmp_path / "split", preset="smoke", resume=True)
-    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
-    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")["model"]
+    config = make_config(budget="smoke", dataset=dataset, overrides={})
+    whole = train(SPEC, config, out=tmp_path / "whole", budget="smoke")
+    assert train(SPEC, config, out=tmp_path / "split", budget="smoke", stop_after_steps=3) is None
+    resumed = train(SPEC, config, out=tmp_path / "split", budget="smoke", resume=True)
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["trainer"]["model"]
+    b = load_checkpoint(tmp_path / "split" / "checkpoint.pt")["trainer"]["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)  # same parameters after N steps with and without a stop
     assert [e["train_nats"] for e in RunDir(tmp_path / "split").read_log()] == \
         [e["train_nats"] for e in RunDir(tmp_path / "whole").read_log()]
@@ -96,8 +96,8 @@ def test_smoke_train_checkpoint_resume_evaluate_record(dataset, tmp_path, fashio
 def test_a_vae_checkpoint_loads_through_the_geneval_likelihood_entry_point(tmp_path, mnist_npz):
     from geneval.likelihood import evaluate, load_model
 
-    config = make_config(preset="smoke", dataset="binarized-mnist", overrides={})
-    record = train(SPEC, config, out=tmp_path / "vae", preset="smoke")
+    config = make_config(budget="smoke", dataset="binarized-mnist", overrides={})
+    record = train(SPEC, config, out=tmp_path / "vae", budget="smoke")
     model = load_model(str(tmp_path / "vae" / "checkpoint.pt"))  # by the family the checkpoint records
     result = evaluate(model, "mnist:test", num=64)
     assert result.kind == "iwae-8" and result.bound and result.num_examples == 64
@@ -106,6 +106,6 @@ def test_a_vae_checkpoint_loads_through_the_geneval_likelihood_entry_point(tmp_p
 
 def test_bad_vae_configs_fail_at_start():
     with pytest.raises(GenevalInputError, match="iwae_k must be ≥ 1"):
-        make_config(preset="smoke", dataset="binarized-mnist", overrides={"iwae_k": "0"})
+        make_config(budget="smoke", dataset="binarized-mnist", overrides={"iwae_k": "0"})
     with pytest.raises(GenevalInputError, match="dataset 'cifar10' is not supported"):
-        make_config(preset="smoke", dataset="cifar10", overrides={})
+        make_config(budget="smoke", dataset="cifar10", overrides={})

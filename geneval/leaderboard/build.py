@@ -24,28 +24,37 @@ from pathlib import Path
 
 import pandas as pd
 
+from geneval import family
 from geneval.atomic import write_bytes_atomic, write_text_atomic
 from geneval.leaderboard import records as rec
 from geneval.leaderboard.runner import plan, records_path
-from geneval.leaderboard.spec import RECORDED_METRICS, Spec, load_spec, metric_label
+from geneval.leaderboard.spec import Spec, load_spec, metric_label
 
-LABELS = {"batch_size": "Batch", "width_mult": "Ch. ×", "params_m.generator": "G params (M)",
-          "params_m.discriminator": "D params (M)", "params_m.total": "Params (M)", "iterations_k": "Itr ×10³",
-          "shared_embedding": "Shared", "skip_z": "Skip-z", "ortho_reg": "Ortho.", "attention_res": "Attention at",
-          "attention": "Attention", "attention_block": "Block", "ema": "EMA", "sn_g": "SN in G", "sn_d": "SN in D", "model": "Model",
-          "trainer": "Family", "truncation": "Truncation"}
+# Labels of the keys every line has (records.py); a family labels its own switches and options.
+LABELS = {"params_m.total": "Params (M)", "iterations_k": "Itr ×10³", "model": "Model", "trainer": "Family"}
+
+
+def column_labels(spec: Spec) -> dict[str, str]:
+    """Core labels, then each of the spec's families' labels (its options' too), then the spec's own."""
+    labels = dict(LABELS)
+    for name in dict.fromkeys(r.trainer for r in spec.rows):
+        owner = family.get(name)
+        for key, label in {**{o.name: o.label for o in owner.eval_options}, **owner.labels}.items():
+            labels.setdefault(key, label)
+    return {**labels, **spec.columns["labels"]}
 
 
 # ------------------------------------------------------------------------------------------- the numbers
 
 def lookup(line: dict, key: str):
-    """A column's value: a dotted path in the line, else the switches, else the config, else eval options."""
+    """A column's value: a dotted path in the line, else the switches, the config, the evaluation options, or
+    the record values the family copies into its lines (``record_keys``)."""
     value = line
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     if value is not None:
         return value
-    for where in ("switches", "config", "eval_options"):
+    for where in ("switches", "config", "eval_options", "record"):
         if key in (line.get(where) or {}):
             return line[where][key]
     return None
@@ -120,7 +129,7 @@ def fmt(value, *, digits: int | None = None) -> str:
 
 def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[list[float | None]]]:
     """Header, cell strings and sort keys of the rendered table."""
-    labels = {**LABELS, **spec.columns["labels"]}
+    labels = column_labels(spec)
     header = ["Row"] + [labels.get(k, k) for k in spec.columns["show"]] + \
              [labels.get(k, k) for k in spec.columns["flags"]]
     metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
@@ -134,7 +143,8 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
         row_keys: list = [None]
         for key in spec.columns["show"]:
             value = r[key]
-            digits = 3 if key.startswith("params_m") else 0 if key.endswith("_s") else None  # seconds: whole
+            # parameters in millions to 3 decimals; seconds and step numbers whole
+            digits = 3 if key.startswith("params_m") else 0 if key.endswith(("_s", "_step", "steps")) else None
             row_cells.append(fmt(value, digits=digits)
                              if isinstance(value, float) else ("–" if value is None else str(value)))
             row_keys.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)
@@ -182,10 +192,13 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
                     f" vs `{e.get('reference')}` ({e.get('reference_count')} images)")
         else:
             text = f"sample metrics not measured ({e.get('skipped', 'no extractor')})"
-        if e.get("truncation") is not None:
-            text += f", truncation ψ = {e['truncation']}"
-        if e.get("likelihood_split"):
-            text += f"; likelihood on `{e['likelihood_split']}`"
+        owner = family.get(line["trainer"])
+        for option in owner.eval_options:
+            if e.get(option.name) is not None:
+                text += option.footer(e[option.name])
+        for key in owner.protocol_keys:
+            if e.get(key.name) not in (None, ""):
+                text += key.footer.format(e[key.name])
         protocols.setdefault(text, [])
         if line["row"] not in protocols[text]:
             protocols[text].append(line["row"])
@@ -224,6 +237,15 @@ def _values(lines: list[dict], key: str) -> list[str]:
     return sorted({str(l["evaluation"].get(key)) for l in lines})
 
 
+def _protocol_label(lines: list[dict], key: str) -> str:
+    """How the family of ``lines`` names the protocol key ``key`` (its ``ProtocolKey.label``), else the key."""
+    for name in sorted({l["trainer"] for l in lines}):
+        for declared in family.get(name).protocol_keys:
+            if declared.name == key:
+                return declared.label
+    return key
+
+
 # KID's estimator is unbiased (Bińkowski et al. 2018, "Demystifying MMD GANs", §2.2): its expectation does not
 # depend on how many samples either side has, so rows scored with different sample counts still compare on it.
 COUNT_FREE_METRICS = {"kid"}
@@ -231,9 +253,13 @@ COUNT_FREE_METRICS = {"kid"}
 
 def protocol_difference(a: list[dict], b: list[dict], *, metric: str) -> str | None:
     """How two rows' lines measured ``metric`` differently ("10000 vs 200 samples"), or None."""
-    if metric in RECORDED_METRICS:  # likelihoods: only the test split matters
-        left, right = _values(a, "likelihood_split"), _values(b, "likelihood_split")
-        return None if left == right else f"{'/'.join(left)} vs {'/'.join(right)} test split"
+    recorded = family.recorded_metrics().get(metric)
+    if recorded is not None:  # a family's own metric: the protocol keys it declares (a likelihood's test split)
+        for key in recorded.protocol:
+            left, right = _values(a, key), _values(b, key)
+            if left != right:
+                return f"{'/'.join(left)} vs {'/'.join(right)} {_protocol_label(a + b, key)}"
+        return None
     for key, label in PROTOCOL_KEYS:
         if metric in COUNT_FREE_METRICS and key in ("num_samples", "reference_count"):
             continue
@@ -404,7 +430,7 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
         xerr = [(uncertainty(r, f"{x}_{which}")[0] or 0.0) for _, r in frame.iterrows()]
         yerr = [(uncertainty(r, f"{y}_{which}")[0] or 0.0) for _, r in frame.iterrows()]
         # Rows are separate configurations: points, not a path. Rows that re-score the same training runs with
-        # an evaluation-time option (truncation ψ) form a real trade-off curve, drawn as one (BigGAN Fig. 2/4).
+        # an evaluation-time option of their family form a real trade-off curve, drawn as one (BigGAN Fig. 2/4).
         ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="o", capsize=3)
         same_runs: dict[str, list[int]] = {}
         for i, row in enumerate(spec.rows):

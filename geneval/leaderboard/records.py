@@ -14,8 +14,16 @@ import os
 from pathlib import Path
 
 RECORD_FORMAT = 1
+# The sample protocol every family's record carries; a family adds its own keys (its evaluation-time options and
+# ``protocol_keys``, e.g. the split a likelihood was measured on).
 PROTOCOL_KEYS = ("extractor", "weights_sha256", "mode", "num_samples", "reference", "reference_count",
-                 "reference_fingerprint", "sample_seed", "truncation", "likelihood_split", "skipped")
+                 "reference_fingerprint", "sample_seed", "skipped")
+
+
+def protocol_keys(trainer) -> tuple[str, ...]:
+    """The evaluation keys a line of ``trainer``'s family keeps: the sample protocol, then the family's own."""
+    own = [o.name for o in trainer.eval_options] + [k.name for k in trainer.protocol_keys]
+    return PROTOCOL_KEYS + tuple(k for k in own if k not in PROTOCOL_KEYS)
 
 
 def append_line(path: Path, line: dict) -> None:
@@ -51,8 +59,8 @@ def key(line: dict) -> tuple:
     return line["row"], line["seed"], line["config_hash"]
 
 
-def from_trainer_record(record: dict, *, table: str, row, seed: int, hashes: tuple[str, str], switches: dict,
-                        config: dict, source: str, path: str, metrics: dict | None = None,
+def from_trainer_record(record: dict, *, trainer, table: str, row, seed: int, hashes: tuple[str, str],
+                        switches: dict, config: dict, source: str, path: str, metrics: dict | None = None,
                         protocol: dict | None = None) -> dict:
     """A leaderboard line from a trainer's ``record.json`` (``metrics``/``protocol``: a re-evaluation's)."""
     params = record.get("params", {})
@@ -75,9 +83,17 @@ def from_trainer_record(record: dict, *, table: str, row, seed: int, hashes: tup
                     for which, values in (metrics or record.get("metrics", {})).items()},
         "best_step": record.get("best_step"),
         "collapse": {"detected": bool(collapse.get("detected", False)), "step": collapse.get("step")},
-        "evaluation": {k: evaluation[k] for k in PROTOCOL_KEYS if k in evaluation},
+        "evaluation": {k: evaluation[k] for k in protocol_keys(trainer) if k in evaluation},
         "software": record.get("software", {}),
+        **({"record": {k: _dotted(record, k) for k in trainer.record_keys}} if trainer.record_keys else {}),
     }
+
+
+def _dotted(record: dict, key: str):
+    value = record
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _metric(m: dict) -> dict:

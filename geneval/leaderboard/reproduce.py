@@ -65,7 +65,7 @@ def reproduce(spec_path: str | Path, *, row_name: str, seed: int, out: Path,
     trainer, config = resolve(spec, row, seed)
     record = trainer.train(config, out=str(out), budget=row.budget)
     metrics, protocol = _evaluation_time(spec, row, trainer, config, record, out)
-    again = rec.from_trainer_record(record, table=spec.name, row=row, seed=seed, hashes=config_hashes(row, config),
+    again = rec.from_trainer_record(record, trainer=trainer, table=spec.name, row=row, seed=seed, hashes=config_hashes(row, config),
                                     switches=json.loads(json.dumps(trainer.switches(config), default=str)),
                                     config=json.loads(json.dumps(dataclasses.asdict(config), default=str)),
                                     source="reproduction", path=str(out), metrics=metrics, protocol=protocol)

@@ -3,7 +3,7 @@
 Resumable at two levels: a (row, seed) whose line is in ``records/<table>.jsonl`` is skipped; a run folder
 (``runs/leaderboards/<trainer>-<preset>-<train_hash>``, named by the training config, seed included) whose
 ``record.json`` exists is adopted without training; one with only a checkpoint is resumed by its trainer
-(exactly). Rows that differ only in evaluation-time options (truncation) share one run folder. Finished
+(exactly). Rows that differ only in their family's evaluation-time options share one run folder. Finished
 trainer records listed by the spec's ``import`` globs are adopted when their config equals the row's, and adopted
 again when the file changes (its sha256 is in the line).
 
@@ -21,6 +21,7 @@ import logging
 import os
 from pathlib import Path
 
+from geneval import family
 from geneval.errors import GenevalInputError
 from geneval.leaderboard import records as rec
 from geneval.leaderboard.spec import Spec, config_hashes, load_spec, resolve
@@ -125,7 +126,7 @@ def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[st
         config_json = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
         canonical = json.loads(config_json)
         source, where = "run", str(run_dir)
-        imported = imports[spec_path].get(import_key(row.trainer, canonical, trainer))
+        imported = imports[spec_path].get(import_key(row.trainer, canonical, trainer, preset=row.preset))
         if (run_dir / "record.json").is_file():
             record = json.loads((run_dir / "record.json").read_text())
         elif imported:
@@ -138,7 +139,7 @@ def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[st
             record = trainer.train(config, out=str(run_dir), budget=row.budget)
         metrics, protocol = _evaluation_time(spec, row, trainer, config, record, run_dir if source == "run" else None)
         line = rec.from_trainer_record(
-            record, table=spec.name, row=row, seed=seed, hashes=hashes,
+            record, trainer=trainer, table=spec.name, row=row, seed=seed, hashes=hashes,
             switches=json.loads(json.dumps(trainer.switches(config), default=str)), config=canonical,
             source=source, path=where, metrics=metrics, protocol=protocol)
         if source == "import":
@@ -186,27 +187,21 @@ def _best_is_final(record: dict) -> bool:
     return record.get("best_step") is not None and record.get("best_step") == record.get("steps")
 
 
-# Config keys that choose *which* metrics a run reports, not how any of them is measured: an imported record
-# that lacks a metric the table shows leaves that cell empty rather than blocking the adoption.
-_SELECTION_KEYS = ("eval_metrics",)
-
-
-def import_key(family: str, config: dict, trainer) -> str:
+def import_key(trainer_name: str, config: dict, trainer, *, preset: str | None = None) -> str:
     """What an importable record must share with a row: its family and its config, where keys the record
     predates take the config class's default (a switch added later cannot have changed an earlier run) and
-    the metric selection is left out."""
-    defaults = {field.name: field.default for field in dataclasses.fields(trainer.config_class())
+    the family's metric-selection keys (which metrics a run reports, not how) are left out: an imported record
+    that lacks a metric the table shows leaves that cell empty rather than blocking the adoption."""
+    defaults = {field.name: field.default for field in dataclasses.fields(trainer.config_class(preset))
                 if field.default is not dataclasses.MISSING}
     full = {**json.loads(json.dumps(defaults, default=str)), **config}
-    for key in _SELECTION_KEYS:
+    for key in trainer.selection_keys:
         full.pop(key, None)
-    return f"{family}:{json.dumps(full, sort_keys=True, default=str)}"
+    return f"{trainer_name}:{json.dumps(full, sort_keys=True, default=str)}"
 
 
 def _import_candidates(spec: Spec) -> dict[str, str]:
     """``import_key → path relative to leaderboards/`` of the finished trainer records the spec imports."""
-    from geneval.leaderboard.spec import plugin
-
     out = {}
     for pattern in spec.imports:
         for found in sorted(glob.glob(str(spec.root / pattern))):
@@ -217,8 +212,9 @@ def _import_candidates(spec: Spec) -> dict[str, str]:
             if "config" not in record or "family" not in record:
                 continue
             try:
-                trainer = plugin(record["family"])
+                trainer = family.get(record["family"])
             except GenevalInputError:
                 continue  # a family this installation does not have
-            out[import_key(record["family"], record["config"], trainer)] = os.path.relpath(found, spec.root)
+            out[import_key(record["family"], record["config"], trainer, preset=record.get("model"))] = \
+                os.path.relpath(found, spec.root)
     return out

@@ -1,10 +1,10 @@
 """Leaderboard specs: a TOML file that says what to train, how to measure it and what the table shows.
 
     [table]                      # the base config every row starts from
-    name = "biggan_ablation"     # records: leaderboards/records/<name>.jsonl (default: the file's stem)
-    title = "BigGAN ablation at CPU scale"
-    trainer = "gan"              # a `geneval.trainers` entry point (gan, autoregressive, vae, ...)
-    preset = "sagan"             # what is trained (a recipe; for likelihood trainers the model's name)
+    name = "ablation"            # records: leaderboards/records/<name>.jsonl (default: the file's stem)
+    title = "An ablation at CPU scale"
+    trainer = "gan"              # a registered family (geneval.family: gan, autoregressive, ...)
+    preset = "dcgan"             # the recipe: what is trained (a GAN recipe, a likelihood model's name)
     budget = "small"             # how long and how big (smoke, small, ...)
     dataset = "fashion-mnist"
     seeds = [0, 1, 2]            # training seeds (default [0, 1, 2])
@@ -14,33 +14,34 @@
     [table.set]                  # switches every row shares
     eval_every = 250
 
-    [evaluation]                 # the protocol, carried into the trainer's own end-of-run evaluation
+    [evaluation]                 # the protocol, carried into the family's own end-of-run evaluation
     reference = "fashion-mnist:test"; features = "fashion-mnist-cnn"; mode = "native"
     num_samples = 10000; metrics = ["fid", "is", "precision", "recall"]
     ci = 0.95                    # bootstrap interval level for rows with a single seed (absent: none)
 
     [columns]
-    show = ["batch_size", "width_mult", "params_m.generator", "iterations_k"]   # record/switch/config keys
-    flags = ["shared_embedding", "skip_z", "ortho_reg"]                          # shown as ✓/✗
+    show = ["batch_size", "params_m.total", "iterations_k"]   # record, switch, config or option keys
+    flags = ["conditional"]                                    # shown as ✓/✗
     metrics = ["fid", "is"]; which = ["final", "best"]; tradeoff = ["fid", "is"]
-    labels = { batch_size = "Batch" }
+    labels = { batch_size = "Batch" }                          # beside the families' own labels
 
-    [[rows]]                     # one row per configuration; every key not reserved below is a trainer switch
-    name = "SAGAN baseline"
+    [[rows]]                     # one row per configuration; every key not reserved below is a family switch,
+    name = "baseline"            # or one of the family's declared evaluation-time options
     baseline = true
     [[rows]]
-    name = "+ shared"
-    extends = "SAGAN baseline"   # start from that row's switches
-    shared_embedding = true
-    truncation = 1.0             # evaluation-time option (re-scores the same run): no retraining
+    name = "+ conditional"
+    extends = "baseline"         # start from that row's switches and options
+    conditional = true
 
     [[findings]]                 # a paper's claim; its verdict under the table is computed from the records
-    claim = "Shared embeddings help (BigGAN Table 1)"; row = "+ shared"; metric = "fid"   # than = baseline
-    # expect = "worse": the paper says the row costs this metric (truncation lowers recall); default "better"
+    claim = "Labels help"; row = "+ conditional"; metric = "fid"   # than = the baseline by default
+    # expect = "worse": the paper says the row costs this metric; default "better"
 
-Everything is validated before anything trains: unknown keys and sections, switches the trainer's config
-does not know (through the trainer's own ``apply_overrides``/``validate``), a missing or doubled baseline,
-``extends``/finding rows that do not exist. Errors name the spec file and the line.
+Everything is validated before anything trains: unknown keys and sections, switches the family's config does
+not know (through the family's own ``resolve``), evaluation-time options by their declared types, a missing or
+doubled baseline, ``extends``/finding rows that do not exist. Errors name the spec file and the line. The core
+knows no family by name: switches, options, extra metrics and their labels are the families' declarations
+(``geneval.family``).
 """
 
 from __future__ import annotations
@@ -53,19 +54,17 @@ import re
 import tomllib
 from pathlib import Path
 
+from geneval import family
 from geneval.errors import GenevalInputError
 
-# Besides every registered sample metric (geneval.metrics.METRICS), tables show the likelihoods that the
-# likelihood trainers record: name → (column label, higher is better).
-RECORDED_METRICS = {"test_bits_per_dim": ("bits/dim", False), "test_nats": ("NLL (nats)", False)}
-
-
 def metric_label(name: str) -> tuple[str, bool]:
-    """``(column label, higher is better)`` of a table metric, from the metric registry: one place per metric."""
+    """``(column label, higher is better)`` of a table metric: the metric registry's, or the declaration of the
+    family that records it — one place per metric."""
     from geneval.metrics import METRICS
 
-    if name in RECORDED_METRICS:
-        return RECORDED_METRICS[name]
+    recorded = family.recorded_metrics()
+    if name in recorded:
+        return recorded[name].label, recorded[name].higher_is_better
     spec = METRICS.get(name)
     return spec.label, spec.higher_is_better
 
@@ -73,7 +72,7 @@ def metric_label(name: str) -> tuple[str, bool]:
 def _check_metrics(names, lines: "_Lines", *, line: int, where: str, recorded: bool) -> None:
     from geneval.metrics import METRICS
 
-    known = sorted(METRICS) + (sorted(RECORDED_METRICS) if recorded else [])
+    known = sorted(METRICS) + (sorted(family.recorded_metrics()) if recorded else [])
     for name in names:
         if name not in known:
             near = difflib.get_close_matches(str(name), known, n=1)
@@ -84,8 +83,7 @@ SECTIONS = ("table", "evaluation", "columns", "rows", "findings")
 TABLE_KEYS = ("name", "title", "trainer", "preset", "budget", "dataset", "seeds", "import", "notes", "paper", "set")
 EVALUATION_KEYS = ("reference", "features", "mode", "num_samples", "num_ref", "metrics", "ci", "ci_resamples")
 COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels")
-ROW_RESERVED = ("name", "baseline", "extends", "truncation", "trainer", "preset", "budget", "dataset", "note")
-EVAL_TIME_KEYS = ("truncation",)
+ROW_RESERVED = ("name", "baseline", "extends", "trainer", "preset", "budget", "dataset", "note")
 FINDING_KEYS = ("claim", "row", "metric", "than", "which", "paper", "expect")
 EXPECTATIONS = ("better", "worse")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -101,7 +99,7 @@ class Row:
     budget: str
     dataset: str
     switches: dict  # trainer config overrides (row's own + extended rows' + [table.set])
-    eval_options: dict  # evaluation-time options (truncation)
+    eval_options: dict  # the family's evaluation-time options this row sets (re-scoring the same runs)
     note: str | None
     line: int
 
@@ -181,7 +179,7 @@ class _Lines:
 
 # ------------------------------------------------------------------------------------------------ load
 
-def load_spec(path: str | Path, *, plugins=None) -> Spec:
+def load_spec(path: str | Path) -> Spec:
     """Parse and validate a spec; every row's config is resolved by its trainer (nothing trains)."""
     path = Path(path)
     if not path.is_file():
@@ -248,10 +246,22 @@ def load_spec(path: str | Path, *, plugins=None) -> Spec:
                                   f"row {name!r} extends {raw['extends']!r}, which is not an earlier row")
             switches.update(parent.switches)
             eval_options.update(parent.eval_options)
-        switches.update({k: v for k, v in raw.items() if k not in ROW_RESERVED})
-        eval_options.update({k: raw[k] for k in EVAL_TIME_KEYS if k in raw})
+        trainer = raw.get("trainer", table["trainer"])
+        try:
+            owner = family.get(trainer)
+        except GenevalInputError as error:
+            raise lines.error(lines.key("trainer", start=start) if "trainer" in raw
+                              else lines.key("trainer", start=table_line), str(error)) from None
+        for key, value in raw.items():
+            if key in ROW_RESERVED:
+                continue
+            option = owner.option(key)
+            if option is None:
+                switches[key] = value
+            else:  # an evaluation-time option of the row's family: typed, and no part of the training config
+                eval_options[key] = option.parse(value, where=f"{path}:{lines.key(key, start=start)}")
         row = Row(index=index, name=name, baseline=bool(raw.get("baseline", False)),
-                  trainer=raw.get("trainer", table["trainer"]), preset=raw.get("preset", table["preset"]),
+                  trainer=trainer, preset=raw.get("preset", table["preset"]),
                   budget=raw.get("budget", table["budget"]), dataset=raw.get("dataset", table["dataset"]),
                   switches=switches, eval_options=eval_options, note=raw.get("note"), line=start + 1)
         rows.append(row)
@@ -289,7 +299,7 @@ def load_spec(path: str | Path, *, plugins=None) -> Spec:
                 seeds=tuple(seeds), evaluation=dict(evaluation), columns=columns, rows=tuple(rows),
                 findings=tuple(findings), notes=table.get("notes", "").strip(), paper=table.get("paper"),
                 imports=tuple(table.get("import", ())))
-    _resolve_all(spec, lines, raw_rows, plugins=plugins)
+    _resolve_all(spec, lines, raw_rows)
     return spec
 
 
@@ -302,32 +312,9 @@ def _check_keys(section: dict, allowed: tuple[str, ...], lines: _Lines, *, start
 
 # --------------------------------------------------------------------------------------- resolution
 
-def trainer_plugins() -> dict:
-    """The ``geneval.trainers`` entry points: family name → plugin (loaded lazily by the caller)."""
-    from importlib.metadata import distributions
-
-    # Every installed distribution, not just the first one found for a name: a stale ``geneval.egg-info`` in the
-    # working directory would otherwise hide the entry points of the editable install.
-    found = {}
-    for dist in distributions():
-        for entry in dist.entry_points:
-            if entry.group == "geneval.trainers":
-                found.setdefault(entry.name, entry)
-    return found
-
-
-def plugin(name: str, *, plugins=None):
-    plugins = trainer_plugins() if plugins is None else plugins
-    if name not in plugins:
-        raise GenevalInputError(f"unknown trainer {name!r}; installed (geneval.trainers entry points): "
-                                f"{', '.join(sorted(plugins)) or 'none'}")
-    found = plugins[name]
-    return found.load() if hasattr(found, "load") else found
-
-
-def resolve(spec: Spec, row: Row, seed: int, *, plugins=None):
-    """``(plugin, config object)`` of one (row, seed): the row's switches plus the protocol overrides."""
-    trainer = plugin(row.trainer, plugins=plugins)
+def resolve(spec: Spec, row: Row, seed: int):
+    """``(family, config object)`` of one (row, seed): the row's switches plus the protocol overrides."""
+    trainer = family.get(row.trainer)
     overrides = {key: _as_text(value) for key, value in
                  {**trainer.protocol_overrides(spec.evaluation), **row.switches}.items()}
     config = trainer.resolve(preset=row.preset, budget=row.budget, dataset=row.dataset, overrides=overrides,
@@ -335,25 +322,25 @@ def resolve(spec: Spec, row: Row, seed: int, *, plugins=None):
     return trainer, config
 
 
-def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict], *, plugins) -> None:
+def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict]) -> None:
     for row in spec.rows:
         start = row.line - 1
+        trainer = family.get(row.trainer)
         try:
-            trainer = plugin(row.trainer, plugins=plugins)
-        except GenevalInputError as error:
-            raise lines.error(lines.key("trainer", start=start) if "trainer" in raw_rows[row.index]
-                              else lines.key("trainer", start=lines.block("table")), str(error)) from None
-        known = {f.name for f in dataclasses.fields(trainer.config_class())}
+            known = {f.name for f in dataclasses.fields(trainer.config_class(row.preset))}
+        except GenevalInputError as error:  # an unknown recipe
+            raise lines.error(lines.key("preset", start=start) if "preset" in raw_rows[row.index]
+                              else lines.key("preset", start=lines.block("table")), str(error)) from None
         for key in row.switches:
             if key not in known:
                 origin = start if key in raw_rows[row.index] else lines.block("table")
+                options = [o.name for o in trainer.eval_options]
                 raise lines.error(lines.key(key, start=origin),
                                   f"row {row.name!r}: trainer {row.trainer} has no switch {key!r}; known: "
-                                  f"{', '.join(sorted(known))}")
-        if row.eval_options and not hasattr(trainer, "evaluate"):
-            raise lines.error(row.line, f"row {row.name!r}: trainer {row.trainer} has no evaluation-time options")
+                                  f"{', '.join(sorted(known))}"
+                                  + (f"; evaluation-time options: {', '.join(options)}" if options else ""))
         try:
-            resolve(spec, row, spec.seeds[0], plugins=plugins)
+            resolve(spec, row, spec.seeds[0])
         except GenevalInputError as error:  # a bad value or combination: point at the switch it names
             named = [k for k in raw_rows[row.index] if re.search(rf"\b{re.escape(k)}\b", str(error))]
             line = lines.key(named[0], start=start) if named else row.line
@@ -361,7 +348,7 @@ def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict], *, plugins) ->
 
 
 def _as_text(value) -> str:
-    """TOML values as ``--set`` text, so the trainer's typed parser checks them (``sn_d = 3`` is no boolean)."""
+    """TOML values as ``--set`` text, so the trainer's typed parser checks them (``flag = 3`` is no boolean)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):

@@ -1,4 +1,4 @@
-"""``geneval train fvsbn|nade|made|pixelcnn|gated-pixelcnn`` (torch is imported only when a command runs)."""
+"""``geneval train fvsbn|nade|made|pixelcnn|gated-pixelcnn`` (the trainer modules load when a command runs)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ MODELS = ("fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn")
 
 
 def _runner(model: str):
-    def run(*, preset, dataset, overrides, out, resume, stop_after_steps):
+    def run(*, budget, dataset, overrides, out, resume, stop_after_steps, progress):
         from trainers.autoregressive.train import SPECS, make_config
         from trainers.common.likelihood_training import train as train_run
 
-        config = make_config(model, preset=preset, dataset=dataset, overrides=overrides)
-        return train_run(SPECS[model], config, out=out, preset=preset, resume=resume,
-                         stop_after_steps=stop_after_steps)
+        config = make_config(model, budget=budget, dataset=dataset, overrides=overrides)
+        return train_run(SPECS[model], config, out=out, budget=budget, resume=resume,
+                         stop_after_steps=stop_after_steps, progress=progress)
 
     return run
 
 
 for _model in MODELS:
-    likelihood_command(train, _model, presets=("smoke", "small", "paper"), run=_runner(_model))
+    likelihood_command(train, _model, budgets=("smoke", "small", "paper"), run=_runner(_model))

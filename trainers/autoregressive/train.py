@@ -1,18 +1,18 @@
 """Train an autoregressive model (FVSBN, NADE, MADE, PixelCNN, Gated PixelCNN) and evaluate its exact
 test likelihood with geneval.
 
-    geneval train pixelcnn --dataset binarized-mnist --preset small --out runs/pixelcnn-bmnist
-    geneval train made --dataset fashion-mnist --preset small --set num_masks=4 --out runs/made-fmnist --resume
+    geneval train pixelcnn --dataset binarized-mnist --budget small --out runs/pixelcnn-bmnist
+    geneval train made --dataset fashion-mnist --budget small --set num_masks=4 --out runs/made-fmnist --resume
 
 The loop, checkpoints, evaluation and record are ``trainers.common.likelihood_training``; this file says
-which network each name builds and the presets. Presets: ``smoke`` (a few steps on 256 images, seconds;
-the test suite runs it), ``small`` (minutes on one CPU core: what the likelihood table reports) and
-``paper`` (the reference sizes of pytorch-generative, trained for hours on a GPU there).
+which network each name (the *preset*: what is trained) builds and the budgets (how long and how big):
+``smoke`` (a few steps on 256 images, seconds; the test suite runs it), ``small`` (minutes on one CPU core:
+what the likelihood table reports) and ``paper`` (the reference sizes of pytorch-generative, trained for hours
+on a GPU there).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from geneval.errors import GenevalInputError
@@ -84,7 +84,8 @@ SMOKE = dict(steps=6, batch_size=16, warmup_steps=2, train_num=256, eval_num=64,
 # small: ~5 minutes of training on one core each (the likelihood table's budget); 8-bit data cost a 256-way
 # softmax per pixel, so the MLP models get smaller batches and readout rank there ("small:fashion-mnist").
 # paper: the sizes of pytorch-generative's examples (NADE 500 hidden, MADE 1 layer of 8000 in Germain et al.).
-PRESETS: dict[str, dict[str, dict]] = {
+# Model → budget (or "budget:dataset", applied on top) → config fields.
+BUDGETS: dict[str, dict[str, dict]] = {
     "fvsbn": {"smoke": {**SMOKE}, "small": dict(steps=20000, lr=3e-3, batch_size=100, warmup_steps=200),
               "small:fashion-mnist": dict(steps=1500, batch_size=32, rank=4),
               "paper": dict(steps=60000, lr=3e-3, batch_size=100)},
@@ -103,15 +104,16 @@ PRESETS: dict[str, dict[str, dict]] = {
                        "small:fashion-mnist": dict(steps=2000),
                        "paper": dict(steps=60000, channels=64, num_layers=7, out_channels=256, batch_size=64)},
 }
-PRESET_NAMES = ("smoke", "small", "paper")
+BUDGET_NAMES = ("smoke", "small", "paper")
 
 
-def make_config(model: str, *, preset: str, dataset: str, overrides: dict) -> AutoregressiveConfig:
+def make_config(model: str, *, budget: str, dataset: str, overrides: dict) -> AutoregressiveConfig:
+    """The config of ``model`` at ``budget`` on ``dataset``, with ``--set`` overrides, validated."""
     from trainers.common.config import apply_overrides
 
-    if preset not in PRESET_NAMES:
-        raise GenevalInputError(f"{model}: unknown preset {preset!r}; known: {', '.join(PRESET_NAMES)}")
-    fields = {**PRESETS[model][preset], **PRESETS[model].get(f"{preset}:{dataset}", {})}
+    if budget not in BUDGET_NAMES:
+        raise GenevalInputError(f"{model}: unknown budget {budget!r}; known: {', '.join(BUDGET_NAMES)}")
+    fields = {**BUDGETS[model][budget], **BUDGETS[model].get(f"{budget}:{dataset}", {})}
     base = AutoregressiveConfig(model=model, dataset=dataset, **fields)
     if "model" in overrides:
         raise GenevalInputError("model is chosen by the command (geneval train <model>), not by --set model=")
@@ -123,7 +125,3 @@ def make_config(model: str, *, preset: str, dataset: str, overrides: dict) -> Au
 def load_likelihood_model(state: dict):
     """Entry point ``geneval.likelihood: autoregressive``: a checkpoint → a LikelihoodModel."""
     return load_for_likelihood(state, SPECS, AutoregressiveConfig)
-
-
-def config_fields() -> list[str]:
-    return [f.name for f in dataclasses.fields(AutoregressiveConfig)]

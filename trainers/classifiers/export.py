@@ -25,6 +25,7 @@ import torch
 from geneval.datasets import open_dataset
 from geneval.features.domain import NETS, WEIGHTS_DIR, build
 from trainers.classifiers.models import RECIPES
+from trainers.common.checkpoint import load_checkpoint
 
 
 def test_accuracy(name: str, weights: Path, batch_size: int = 1000) -> tuple[float, dict]:
@@ -39,15 +40,18 @@ def test_accuracy(name: str, weights: Path, batch_size: int = 1000) -> tuple[flo
 
 
 def export(run: Path, name: str, *, force: bool = False, out_dir: Path = WEIGHTS_DIR) -> dict:
-    done_path, ckpt_path = run / "done.json", run / "checkpoint.pt"
-    if not done_path.is_file() and not force:
-        raise SystemExit(f"{run} has not finished (no done.json); train it to the end or pass --force")
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    from trainers.classifiers.train import epoch_history
+
+    record_path, ckpt_path = run / "record.json", run / "checkpoint.pt"
+    if not record_path.is_file() and not force:
+        raise SystemExit(f"{run} has not finished (no record.json); train it to the end or pass --force")
+    state = load_checkpoint(ckpt_path)  # the harness's layout (trainers.common.harness)
+    history = epoch_history(state["validation"])
     dataset = state["config"]["dataset"]
     if NETS[name].dataset != dataset:
         raise SystemExit(f"{ckpt_path} trained on {dataset!r}, but {name!r} is the {NETS[name].dataset} network")
     # Plain contiguous tensors: the file must not depend on the memory layout used in training.
-    weights = {k: v.detach().contiguous().clone() for k, v in state["model"].items()}
+    weights = {k: v.detach().contiguous().clone() for k, v in state["trainer"]["model"].items()}
     buffer = io.BytesIO()  # saving from memory keeps the archive's internal names independent of the file name
     torch.save(weights, buffer)
     payload = buffer.getvalue()
@@ -75,9 +79,9 @@ def export(run: Path, name: str, *, force: bool = False, out_dir: Path = WEIGHTS
         "test_split": {"count": test_info["count"], "fingerprint": test_info["fingerprint"]},
         "train_fingerprint": state.get("data", {}).get("train"),
         "seed": seed,
-        "epochs": state["epoch"],
+        "epochs": len(history),
         "recipe": recipe,
-        "history": state["history"],
+        "history": history,
         "layers": {"embedding": NETS[name].embedding_dim, "logits": 10, "probs": 10},
         "input_shape": list(NETS[name].input_shape),
         "retrain_command": (

@@ -27,5 +27,13 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint this project wrote (tensors, numbers, strings, dicts, lists; ``weights_only``)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint as a dict of tensors and plain data (numbers, strings, lists, dicts), loaded with
+    ``weights_only=True``: a file holding any other pickled object is refused (one line naming the file), so loading
+    a checkpoint someone sent you never runs code. Checkpoints store configs and RNG states as plain data for this."""
+    from geneval.errors import GenevalInputError
+    from geneval.weights import load_plain
+
+    state = load_plain(path, what="checkpoint")
+    if not isinstance(state, dict):
+        raise GenevalInputError(f"checkpoint: {path} holds a {type(state).__name__}, expected a dict")
+    return state

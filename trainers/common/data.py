@@ -18,11 +18,6 @@ def to_signed_unit(x_uint8: torch.Tensor) -> torch.Tensor:
     return x_uint8.float() / 127.5 - 1.0
 
 
-def to_unit(x_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 → float32 in [0, 1]."""
-    return x_uint8.float() / 255.0
-
-
 def binarize(x_uint8: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Binarised MNIST. With a generator: dynamic binarisation (each pixel ~ Bernoulli(x / 255), fresh draws
     every time, as in pytorch-generative and the NADE/MADE papers); without: a fixed threshold at 127.5."""

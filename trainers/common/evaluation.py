@@ -13,6 +13,13 @@ import torch
 from geneval.evaluate import ScoreOptions, score
 
 
+def kid_subsets_for(num_samples: int) -> int:
+    """How many KID subsets a trainer's evaluation of ``num_samples`` samples averages: 100 (torch-fidelity's
+    default) from 1000 samples on, else 10 — below 1000 every subset holds all the generated samples (the subset
+    size is capped by the smaller set), so more subsets would only resample the reference side."""
+    return 100 if num_samples >= 1000 else 10
+
+
 def evaluate_samples(
     samples_uint8: torch.Tensor | np.ndarray,
     *,

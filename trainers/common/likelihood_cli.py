@@ -1,4 +1,8 @@
-"""The ``geneval train <model>`` command of a likelihood model: the same options for every model."""
+"""The ``geneval train <model>`` command of a likelihood model: the same options for every model.
+
+The command's name is the preset (what is trained: ``pixelcnn``, ``vae``, ...); ``--budget`` says how long and
+how big (``smoke``/``small``/``paper``), as ``--budget`` does for ``geneval train gan``.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +11,44 @@ import json
 import click
 
 
-def likelihood_command(group: click.Group, name: str, *, presets: tuple[str, ...], run) -> None:
-    """Register ``geneval train <name>``; ``run(preset, dataset, overrides, out, resume, stop_after_steps)``."""
+def _no_preset(ctx, param, value):
+    """``--preset`` used to mean the budget here; it is an error now, not a silent synonym."""
+    if value is not None:
+        raise click.UsageError(f"--preset {value}: use --budget {value} (how long and how big); the model, its "
+                               "preset, is the command's name", ctx=ctx)
+    return value
+
+
+def likelihood_command(group: click.Group, name: str, *, budgets: tuple[str, ...], run) -> None:
+    """Register ``geneval train <name>``; ``run(budget, dataset, overrides, out, resume, stop_after_steps,
+    progress)`` trains and returns the record (None when stopped early)."""
+    from trainers.common.likelihood_training import DATASETS
 
     help_text = (f"Train {name} on binarised MNIST or Fashion-MNIST, then evaluate its test likelihood (geneval."
                  f"likelihood) and samples.\n\n\b\nExample:\n  geneval train {name} --dataset binarized-mnist "
-                 f"--preset small --out runs/{name}-bmnist --resume")
+                 f"--budget small --out runs/{name}-bmnist --resume")
 
     @group.command(name, help=help_text, short_help=f"Train {name} (likelihood model).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-    @click.option("--dataset", type=click.Choice(["binarized-mnist", "fashion-mnist"]), default="binarized-mnist",
+    @click.option("--dataset", type=click.Choice(DATASETS), default="binarized-mnist",
                   show_default=True, help="binarized-mnist: dynamic binarisation; fashion-mnist: 8-bit.")
-    @click.option("--preset", type=click.Choice(presets), default="small", show_default=True)
+    @click.option("--budget", type=click.Choice(budgets), default="small", show_default=True,
+                  help="How long and how big: smoke (seconds), small (minutes on a CPU), paper.")
+    @click.option("--preset", hidden=True, default=None, expose_value=False, callback=_no_preset,
+                  help="Renamed: use --budget.")
     @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field (repeatable).")
     @click.option("--out", required=True, metavar="DIR", help="Run folder (config.json, checkpoint.pt, record.json).")
     @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out.")
     @click.option("--stop-after-steps", type=click.IntRange(1), default=None, metavar="N",
                   help="Checkpoint and stop after N steps (to test resumption).")
-    def command(dataset, preset, overrides, out, resume, stop_after_steps):
+    @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
+    def command(dataset, budget, overrides, out, resume, stop_after_steps, progress):
         import logging
 
         from trainers.common.config import parse_overrides
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-        record = run(preset=preset, dataset=dataset, overrides=parse_overrides(overrides), out=out, resume=resume,
-                     stop_after_steps=stop_after_steps)
+        record = run(budget=budget, dataset=dataset, overrides=parse_overrides(overrides), out=out, resume=resume,
+                     stop_after_steps=stop_after_steps, progress=progress)
         if record is None:
             click.echo(json.dumps({"stopped": True, "out": out}))
             return

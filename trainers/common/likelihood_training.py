@@ -1,4 +1,5 @@
-"""The training loop every likelihood-model family shares (autoregressive models, VAEs), top to bottom.
+"""The training step every likelihood-model family shares (autoregressive models, VAEs), top to bottom; the
+run folder, checkpoints, exact resume and logging are ``trainers.common.harness``.
 
     data   binarised MNIST (dynamic binarisation, as pytorch-generative and the NADE/MADE papers) or 8-bit
            Fashion-MNIST; batch ``(step)`` is a slice of epoch ``step // steps_per_epoch``'s permutation and its
@@ -6,10 +7,11 @@
            whether or not the run was interrupted before it
     train  Adam, linear warm-up then cosine decay computed from the step (no scheduler state), gradient
            clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats
-    save   ``checkpoint.pt`` atomically every ``checkpoint_every`` steps and at the end: model, optimizer,
-           step, training wall time and the global RNG states
+    save   ``checkpoint.pt`` (the harness's, atomic) every ``checkpoint_every`` steps and at the end: model and
+           optimizer under ``trainer``, step, training wall time, the global RNG states, and ``family``,
+           ``model_name`` and ``budget`` for the ``geneval.likelihood`` entry points
     eval   ``geneval.likelihood.evaluate`` on the whole test split (nats, bits/dim, standard error), sampling
-           time of ``timing_num`` images, a PNG grid, FID/IS/KID(/precision/recall) of ``num_samples``
+           time of ``timing_num`` images, a PNG grid, FID/IS/KID/precision/recall of ``num_samples``
            samples against the test split with the dataset's domain extractor, and ``record.json``
 
 A family provides a ``Spec``: how to build its model from the config, the likelihood kind it reports, and
@@ -20,6 +22,7 @@ optional extra metrics and pictures. Models implement ``loss(x, labels, generato
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -31,20 +34,25 @@ import numpy as np
 import torch
 
 from geneval.atomic import atomic_path
+from geneval.datasets import DATASETS as GENEVAL_DATASETS
 from geneval.errors import GenevalInputError
 from geneval.grid import save_grid
 from geneval.likelihood import EIGHT_BIT, DataConvention, binary_dynamic, evaluate
-from trainers.common.checkpoint import load_checkpoint, save_checkpoint
 from trainers.common.config import config_dict
 from trainers.common.data import binarize, load_split
-from trainers.common.runs import RunDir, Stopwatch, count_parameters, truncate_log
-from trainers.common.seeding import derived_seed, generator, rng_state, set_rng_state
+from trainers.common.harness import Budget, Harness
+from trainers.common.runs import RunDir, count_parameters
+from trainers.common.seeding import derived_seed, generator
 
 log = logging.getLogger(__name__)
 
 INIT, ORDER, BINARIZE, NOISE, SAMPLE, LABELS = 101, 102, 103, 104, 105, 106  # stream ids for derived_seed
 EVAL_BINARIZATION_SEED = 0  # the fixed binarisation of the test split (recorded in the convention)
-DATASETS = ("binarized-mnist", "fashion-mnist")
+# The datasets these trainers accept → (the geneval dataset it is, binarised?). Shape, classes and the default
+# extractor are that dataset's (geneval.datasets); binarized-mnist is MNIST with dynamic binarisation.
+TRAINING_DATASETS = {"binarized-mnist": ("mnist", True), "fashion-mnist": ("fashion-mnist", False)}
+DATASETS = tuple(TRAINING_DATASETS)
+SAMPLE_METRICS = ("fid", "is", "kid", "precision", "recall")  # scored on samples (geneval.metrics names)
 
 
 @dataclass(frozen=True)
@@ -90,14 +98,14 @@ class TrainingData:
     def __init__(self, name: str, *, seed: int, train_num: int | None):
         self.name = name
         self.seed = seed
-        self.source = "mnist" if name == "binarized-mnist" else name
-        self.binary = name == "binarized-mnist"
+        self.source, self.binary = TRAINING_DATASETS[name]
+        self.spec = GENEVAL_DATASETS.get(self.source)
         self.levels = 2 if self.binary else 256
         self.convention: DataConvention = binary_dynamic(EVAL_BINARIZATION_SEED) if self.binary else EIGHT_BIT
         images, labels, self.info = load_split(self.source, "train")
         self.images, self.labels = images[:train_num], labels[:train_num]
-        self.num_classes = len(self.info["classes"])
-        self.shape = tuple(self.images.shape[1:])
+        self.num_classes = len(self.spec.classes)
+        self.shape = tuple(self.spec.shape)
         self.num_dims = math.prod(self.shape)
         self.test_split = f"{self.source}:test"
         self._epoch, self._order = -1, None
@@ -124,13 +132,13 @@ class TrainingData:
         seed for binarised MNIST, as 0/255 pixels), and a name for the record."""
         if not self.binary:
             return self.test_split, self.test_split
-        images, _, _ = load_split("mnist", "test")
+        images, _, _ = load_split(self.source, "test")
         images = images[:num]
         return self.to_image(self.convention.prepare(images, first_index=0)), \
             f"mnist:test binarised (seed {EVAL_BINARIZATION_SEED}, 0/255)"
 
 
-# --------------------------------------------------------------------------------------------- the loop
+# --------------------------------------------------------------------------------------------- training
 
 
 @dataclass(frozen=True)
@@ -154,8 +162,8 @@ def lr_at(step: int, config: LikelihoodTrainConfig) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def run_config(spec: Spec, config, preset: str) -> dict:
-    return {"family": spec.family, "model": spec.model, "preset": preset, **config_dict(config)}
+def run_config(spec: Spec, config, budget: str) -> dict:
+    return {"family": spec.family, "model": spec.model, "budget": budget, **config_dict(config)}
 
 
 def build_model(spec: Spec, config, data: TrainingData) -> torch.nn.Module:
@@ -163,65 +171,66 @@ def build_model(spec: Spec, config, data: TrainingData) -> torch.nn.Module:
     return spec.build(config, data)
 
 
-def train(spec: Spec, config, *, out: str | Path, preset: str, resume: bool = False,
-          stop_after_steps: int | None = None) -> dict | None:
-    """Train (or resume) a run in ``out``, then evaluate it and write ``record.json``; return the record.
+class LikelihoodTraining:
+    """One model, its Adam optimiser and its data; ``train_step()`` is one step on batch ``step``."""
 
-    ``stop_after_steps``: checkpoint and return None once that many steps are done (tests of exact resume).
-    """
-    run = RunDir(out)
-    resuming = run.start(run_config(spec, config, preset), resume=resume)
-    if resuming and run.finished():
-        log.info("%s already finished; not training again", out)
-        return run.read_record()
-    data = TrainingData(config.dataset, seed=config.seed, train_num=config.train_num)
-    model = build_model(spec, config, data)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    step, before = 0, 0.0
-    window = [0.0, 0]  # summed loss and steps since the last log line (checkpointed: a resumed window is whole)
-    if resuming:
-        state = load_checkpoint(run.checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        step, before, window = state["step"], state["train_wall_time_s"], list(state["loss_window"])
-        truncate_log(run, after_step=step)
-        log.info("resumed %s at step %d", run.checkpoint, step)
-    watch = Stopwatch(before)
+    def __init__(self, spec: Spec, config, data: TrainingData):
+        self.config, self.data = config, data
+        self.model = build_model(spec, config, data)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.model.train()
+        self.step = 0
 
-    def checkpoint() -> None:
-        save_checkpoint(run.checkpoint, {
-            "family": spec.family, "model_name": spec.model, "preset": preset, "config": config_dict(config),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "train_wall_time_s": watch.elapsed(), "rng": rng_state(), "loss_window": tuple(window),
-        })
-
-    model.train()
-    while step < config.steps:
-        x, labels = data.batch(step, config.batch_size)
-        for group in optimizer.param_groups:
+    def train_step(self) -> dict[str, float]:
+        config, step = self.config, self.step
+        x, labels = self.data.batch(step, config.batch_size)
+        for group in self.optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        loss = model.loss(x, labels, generator=generator(config.seed, NOISE, step))  # mean nats per example
-        optimizer.zero_grad(set_to_none=True)
+        loss = self.model.loss(x, labels, generator=generator(config.seed, NOISE, step))  # mean nats per example
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        step += 1
-        window = [window[0] + float(loss.detach()), window[1] + 1]
-        if step % config.log_every == 0 or step == config.steps:
-            nats = window[0] / window[1]
-            run.log({"step": step, "train_nats": round(nats, 4),
-                     "train_bits_per_dim": round(nats / (data.num_dims * math.log(2)), 5),
-                     "lr": lr_at(step - 1, config), "wall_time_s": round(watch.elapsed(), 2)})
-            window = [0.0, 0]
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint()
-        if stop_after_steps is not None and step >= stop_after_steps and step < config.steps:
-            checkpoint()
-            return None
-    train_wall_time_s = watch.elapsed()
-    return evaluate_run(spec, model, config, data, run, preset=preset, steps=step, train_wall_time_s=train_wall_time_s)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return {"train_nats": float(loss.detach())}
+
+    def log_fields(self, means: dict) -> dict:
+        nats = means["train_nats"]
+        return {"train_nats": round(nats, 4), "train_bits_per_dim": round(nats / (self.data.num_dims * math.log(2)), 5),
+                "lr": lr_at(self.step - 1, self.config)}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = False,
+          stop_after_steps: int | None = None, progress: bool | None = None) -> dict | None:
+    """Train (or resume) a run in ``out``, then evaluate it and write ``record.json``; return the record.
+
+    ``budget``: the name of the budget ``config`` was made with (smoke/small/paper), recorded beside it.
+    ``stop_after_steps``: checkpoint and return None once that many steps are done (tests of exact resume).
+    ``progress``: a progress bar on stderr (None: when stderr is a terminal).
+    """
+    harness = Harness(out, config=run_config(spec, config, budget), resume=resume, progress=progress,
+                      budget=Budget(steps=config.steps, log_every=config.log_every,
+                                    checkpoint_every=config.checkpoint_every),
+                      header={"family": spec.family, "model_name": spec.model, "budget": budget},
+                      description=f"{spec.model} ({budget})")
+    if harness.finished:
+        log.info("%s already finished; not training again", out)
+        return harness.run.read_record()
+    data = TrainingData(config.dataset, seed=config.seed, train_num=config.train_num)
+    trainer = LikelihoodTraining(spec, config, data)
+    outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
+    if outcome.stopped:
+        return None
+    return evaluate_run(spec, trainer.model, config, data, harness.run, budget=budget, steps=outcome.step,
+                        train_wall_time_s=outcome.train_wall_time_s)
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -237,21 +246,12 @@ class LikelihoodAdapter:
         return self.model.log_prob(x_uint8, labels).double()
 
 
-def sample_metric_names() -> tuple[str, ...]:
-    """FID, IS and KID, plus precision/recall when geneval's registry has them."""
-    from geneval.metrics import METRICS
-
-    names = ["fid", "is", "kid"]
-    names += [m for m in ("precision", "recall") if m in METRICS] or (["prdc"] if "prdc" in METRICS else [])
-    return tuple(names)
-
-
 def domain_extractor(data: TrainingData) -> str | None:
-    """The shipped domain classifier for the data, or None when its weights file is absent."""
+    """The dataset's default extractor (its shipped domain classifier), or None when its weights file is absent."""
     import geneval
 
-    name = "mnist-cnn" if data.source == "mnist" else f"{data.source}-cnn"
-    return name if (Path(geneval.__file__).parent / "weights" / f"{name}.pt").is_file() else None
+    name = data.spec.default_extractor
+    return name if name and (Path(geneval.__file__).parent / "weights" / f"{name}.pt").is_file() else None
 
 
 def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tuple[dict, dict]:
@@ -260,8 +260,10 @@ def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tu
     features = config.sample_features or domain_extractor(data)
     if features is None:
         return {}, {"skipped": f"no weights for the {data.source} domain extractor in geneval/weights/"}
-    names = sample_metric_names() if features != "pixels" else ("fid", "kid")
+    names = SAMPLE_METRICS if features != "pixels" else ("fid", "kid")
     reference, reference_name = data.test_reference(config.eval_num)
+    # KID subsets follow the reference, not kid_subsets_for(num_samples): 100 against the whole test split, 10
+    # against a slice (smoke runs). The committed likelihood records were scored this way.
     scores, protocol = evaluate_samples(samples_uint8, reference=reference, metrics=names, features=features,
                                         num_ref=config.eval_num if not data.binary else None,
                                         kid_subsets=100 if config.eval_num is None else 10)
@@ -269,7 +271,7 @@ def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tu
     return scores, protocol
 
 
-def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, preset: str, steps: int,
+def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, budget: str, steps: int,
                  train_wall_time_s: float) -> dict:
     model.eval()
     kind = spec.kind(config)
@@ -312,7 +314,7 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
             artifacts.update(spec.artifacts(model, config, data, run))
 
     record = {
-        "family": spec.family, "model": spec.model, "preset": preset, "seed": config.seed,
+        "family": spec.family, "model": spec.model, "preset": spec.model, "budget": budget, "seed": config.seed,
         "dataset": data.name, "config": config_dict(config),
         "params": {"total": count_parameters(model)},
         "steps": steps, "wall_time_s": round(train_wall_time_s, 2),
@@ -333,10 +335,12 @@ def load_for_likelihood(state: dict, specs: dict[str, Spec], config_class: type)
     spec = specs.get(state.get("model_name"))
     if spec is None:
         raise GenevalInputError(f"checkpoint model {state.get('model_name')!r} is not one of {', '.join(specs)}")
-    config = config_class(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in state["config"].items()})
+    fields = {f.name for f in dataclasses.fields(config_class)}  # config.json's family/model/budget are not fields
+    config = config_class(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in state["config"].items()
+                             if k in fields})
     data = TrainingData(config.dataset, seed=config.seed, train_num=2)  # the model's shapes; no training data
     model = build_model(spec, config, data)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["trainer"]["model"])
     adapter = LikelihoodAdapter(model, kind=spec.kind(config), convention=data.convention,
                                 conditional=bool(getattr(model, "conditional", False)))
     adapter.default_split = data.test_split

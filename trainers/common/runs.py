@@ -1,15 +1,21 @@
 """A run folder and the results record a finished run writes (the leaderboards read these records).
 
 Layout of ``<out>/``: ``config.json`` (what was asked; a resumed run must ask the same), ``checkpoint.pt``
-(latest, atomic), ``best.pt`` (best on the validation protocol, if the trainer tracks one), ``log.jsonl``
-(one JSON line per logged step/evaluation), ``samples.png`` and other images, ``record.json`` (written last:
-its presence means the run finished).
+(latest, atomic; its layout is ``trainers.common.harness``'s), ``best.pt`` (best on the validation protocol, if
+the trainer tracks one), ``log.jsonl`` (one JSON line per logged window, ``{"kind": "train", "step", <mean
+losses>, "wall_time_s"}``, and per validation, ``{"kind": "val", "step", "wall_time_s", <values>}``),
+``samples*.png`` and other images, ``record.json`` (written last: its presence means the run finished).
 
-The record's schema (``RECORD_VERSION``): ``family``, ``model``, ``preset``, ``seed``, ``dataset``,
-``config``, ``params`` (name → count), ``steps``, ``wall_time_s``, ``metrics`` (``{"final": {...},
-"best": {...}}``, each metric ``{"value", "std", "label", "higher_is_better", ...}``), ``evaluation`` (the
-protocol: extractor + weights sha256, sample count, reference split, seeds), ``artifacts`` (relative paths),
-and ``software`` (geneval version, torch version, git commit).
+The record's schema (``RECORD_VERSION``), the keys every family writes: ``record_version``, ``family``,
+``model``, ``preset`` (the recipe: what was trained), ``budget`` (how long and how big; None where the family
+has no named budgets), ``seed``, ``dataset``, ``config`` (the config's fields), ``params`` (name → count),
+``steps``, ``wall_time_s`` (training time, summed over resumptions), ``metrics`` (``{"final": {...}}`` plus
+``"best"`` where the run selects a best checkpoint; each metric ``{"value", "std", "label",
+"higher_is_better", ...}``), ``evaluation`` (the protocol: extractor + weights sha256, sample count, reference
+split and fingerprint, seeds), ``artifacts`` (name → relative path), and ``software`` (geneval, torch and
+python versions, git commit; added by ``write_record``). Families add their own keys beside these: GANs
+``switches``, ``best_step``, ``selection``, ``collapse``; likelihood models ``likelihood``, ``sampling``,
+``published``; classifiers ``history``, ``target_accuracy``.
 """
 
 from __future__ import annotations

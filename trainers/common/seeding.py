@@ -26,10 +26,16 @@ def per_sample_normal(num: int, shape: tuple[int, ...], *, seed: int, stream: in
 
 
 def rng_state() -> dict:
-    """The global RNG states a training step may touch (dropout, default-generator draws)."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    """The global RNG states a training step may touch (dropout, default-generator draws), as plain data that
+    ``torch.load(weights_only=True)`` accepts: numpy's MT19937 state becomes its key as an int64 tensor plus ints."""
+    name, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"bit_generator": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}}
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    numpy = state["numpy"]
+    np.random.set_state((numpy["bit_generator"], numpy["key"].numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))

@@ -17,7 +17,7 @@ PRESET_NAMES = ("mlp", "dcgan", "cgan", "wgan", "wgan-gp", "sngan", "sagan", "bi
 @click.option("--budget", "--scale", "budget", default="default", show_default=True, metavar="NAME",
               help="Size and length: smoke (seconds, tests), small (≤20 min on a CPU), default (the recipe's own).")
 @click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME",
-              help="fashion-mnist, mnist or cifar10.")
+              help="A geneval dataset: fashion-mnist, mnist, cifar10, ... (geneval datasets).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key (repeatable), e.g. --set n_dis=2 --set sn_g=true.")
 @click.option("--seed", type=int, default=None, help="Training seed (default 0).")
@@ -28,7 +28,8 @@ PRESET_NAMES = ("mlp", "dcgan", "cgan", "wgan", "wgan-gp", "sngan", "sagan", "bi
 @click.option("--stop-after-steps", type=int, default=None, metavar="N",
               help="Checkpoint and stop after N generator steps (to test resumption).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
-def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config):
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
+def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress):
     """Train a GAN recipe, evaluate it on the validation slice while training and on the test split at the end.
 
     \b
@@ -53,7 +54,7 @@ def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_aft
     logging.getLogger("trainers").setLevel(logging.INFO)
     if threads:
         torch.set_num_threads(threads)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps)
+    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress)
     if "stopped" in result:
         click.echo(f"stopped at step {result['stopped']}; continue with --resume", err=True)
         return

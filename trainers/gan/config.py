@@ -11,12 +11,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from geneval.datasets import DATASETS
 from geneval.errors import GenevalInputError
 from trainers.common.config import apply_overrides
 from trainers.gan.losses import LOSSES
-
-DATASET_SHAPES = {"fashion-mnist": (1, 28, 28), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-NUM_CLASSES = {"fashion-mnist": 10, "mnist": 10, "cifar10": 10}
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ class GanConfig:
             if value not in allowed:
                 raise GenevalInputError(f"{key}={value!r} is unknown; expected one of {', '.join(map(str, allowed))}")
 
-        choice("dataset", tuple(DATASET_SHAPES))
+        choice("dataset", tuple(DATASETS))  # shape and classes come from geneval.datasets
         choice("arch", ("mlp", "dcgan", "resnet"))
         choice("g_upsample", ("nearest", "transposed"))
         choice("attention_block", ("self-attention", "residual"))
@@ -131,14 +129,14 @@ class GanConfig:
         if self.attention_res not in (0, -1):
             from trainers.gan.models import attention_resolutions
 
-            allowed = attention_resolutions(DATASET_SHAPES[self.dataset][1])
+            allowed = attention_resolutions(self.shape[1])
             if self.attention_res not in allowed:
                 raise GenevalInputError(f"attention_res={self.attention_res} is not a feature-map resolution of both "
                                         f"networks on {self.dataset}; expected one of {allowed} (or 0 / -1)")
         if self.skip_z:
             from trainers.gan.models import ladder
 
-            blocks = ladder(DATASET_SHAPES[self.dataset][1])[1]
+            blocks = ladder(self.shape[1])[1]
             if self.z_dim < blocks + 1:
                 raise GenevalInputError(f"skip_z=true splits z into {blocks + 1} chunks: z_dim={self.z_dim} "
                                         f"must be ≥ {blocks + 1}")
@@ -159,11 +157,11 @@ class GanConfig:
     # ---------------------------------------------------------------------------------------------- helpers
     @property
     def shape(self) -> tuple[int, int, int]:
-        return DATASET_SHAPES[self.dataset]
+        return tuple(DATASETS.get(self.dataset).shape)
 
     @property
     def num_classes(self) -> int:
-        return NUM_CLASSES[self.dataset]
+        return len(DATASETS.get(self.dataset).classes)
 
     def switches(self) -> dict:
         """The ingredient columns of an ablation table, each explicit (booleans and values)."""

@@ -16,7 +16,7 @@ import logging
 
 import torch
 
-from trainers.common.evaluation import evaluate_samples
+from trainers.common.evaluation import evaluate_samples, kid_subsets_for
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def score(samples: torch.Tensor, labels: torch.Tensor | None, *, cfg, reference,
     ``num_ref``: use the reference's first N images."""
     values, protocol = evaluate_samples(samples, reference=reference, metrics=metrics,
                                         features=extractor_name(cfg), labels=labels, num_ref=num_ref or None,
-                                        kid_subsets=100 if len(samples) >= 1000 else 10)
+                                        kid_subsets=kid_subsets_for(len(samples)))
     protocol["reference"] = reference_name
     return values, protocol
 

@@ -9,9 +9,10 @@ order of epoch ``e`` from ``(seed, ORDER, e)``, the latents/labels/penalty mixin
 checkpoint (models, optimisers, EMA, spectral-norm vectors, batch-norm statistics, history) takes exactly
 the steps an uninterrupted one takes.
 
-Every ``eval_every`` steps the generator (its EMA if kept) is scored on the validation slice; the best
-checkpoint is kept in ``best.pt``; a validation FID above ``best × (1 + collapse_margin)`` marks a collapse.
-At the end final and best are scored on the test split and ``record.json`` is written.
+The run folder, checkpoints, resume, logging and periodic validation are ``trainers.common.harness``: every
+``eval_every`` steps the generator (its EMA if kept) is scored on the validation slice; the best checkpoint is
+kept in ``best.pt``; a validation FID above ``best × (1 + collapse_margin)`` marks a collapse. At the end final
+and best are scored on the test split and ``record.json`` is written.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import logging
 import torch
 from torch.nn import functional as F
 
-from trainers.common.checkpoint import load_checkpoint, save_checkpoint
 from trainers.common.config import config_dict
 from trainers.common.data import load_split, to_signed_unit
-from trainers.common.runs import RunDir, Stopwatch, count_parameters, truncate_log
-from trainers.common.seeding import derived_seed, generator, rng_state, set_rng_state
+from trainers.common.harness import Budget, Harness, Outcome, Validation
+from trainers.common.runs import RunDir, count_parameters
+from trainers.common.seeding import derived_seed, generator
 from trainers.gan import evaluation, losses
 from trainers.gan.layers import (WeightEMA, balanced_labels, orthogonal_penalty, regularised_weights,
                                  truncated_latents)
@@ -39,7 +40,7 @@ STANDING_STATS_SAMPLES = 1024  # fixed latents over which the EMA generator's ba
 
 
 class GanTraining:
-    """Models, optimisers and data of one run, and ``step()``: n_dis D updates, then one G update."""
+    """Models, optimisers and data of one run, and ``train_step()``: n_dis D updates, then one G update."""
 
     def __init__(self, cfg, *, images: torch.Tensor, labels: torch.Tensor):
         self.cfg = cfg
@@ -72,7 +73,7 @@ class GanTraining:
         return z, y
 
     # --------------------------------------------------------------------------------------------- step
-    def train_step(self) -> tuple[float, float]:
+    def train_step(self) -> dict[str, float]:
         cfg, G, D = self.cfg, self.G, self.D
         g = generator(cfg.seed, NOISE, self.step)
         y_real_used = cfg.conditional
@@ -116,7 +117,7 @@ class GanTraining:
         if self.ema is not None:
             self.ema.update(G, step=self.step)
         self.step += 1
-        return float(loss_d.detach()), float(loss_g.detach())
+        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
 
     # ------------------------------------------------------------------------------------ (de)serialise
     def sampling_generator(self) -> torch.nn.Module:
@@ -136,19 +137,22 @@ class GanTraining:
                           conditional=self.cfg.conditional)
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "G": self.G.state_dict(), "D": self.D.state_dict(),
+        """Models, EMA (with its standing statistics), optimisers; the harness adds step, RNG and history."""
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
                 "G_ema": self.sampling_generator().state_dict() if self.ema is not None else None,
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "rng": rng_state()}
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.step = state["step"]
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         if self.ema is not None:
             self.ema.model.load_state_dict(state["G_ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        set_rng_state(state["rng"])
+
+    def best_state(self) -> dict:
+        """What ``best.pt`` keeps: the generator and its EMA (what ``GanSampler.from_run(which="best")`` loads)."""
+        return {"G": self.G.state_dict(), "G_ema": self.sampling_generator().state_dict() if self.ema else None}
 
 
 def make_optimizer(cfg, params, *, lr: float) -> torch.optim.Optimizer:
@@ -159,10 +163,15 @@ def make_optimizer(cfg, params, *, lr: float) -> torch.optim.Optimizer:
 
 # ================================================================================================= the run
 
-def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None) -> dict:
-    """Train (or continue) the run in ``out``; return its record (or ``{"stopped": step}`` when stopped early)."""
-    run = RunDir(out)
-    resuming = run.start(config_dict(cfg), resume=resume)
+def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None,
+          progress: bool | None = None) -> dict:
+    """Train (or continue) the run in ``out``; return its record (or ``{"stopped": step}`` when stopped early).
+    ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
+    harness = Harness(out, config=config_dict(cfg), resume=resume, progress=progress,
+                      budget=Budget(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every),
+                      description=f"{cfg.preset} ({cfg.budget})")
+    if harness.finished:
+        return harness.run.read_record()
     images, labels, info = load_split(cfg.dataset, "train")
     n_train = len(images) - cfg.val_holdout
     val_images, val_labels = images[n_train:], labels[n_train:]
@@ -171,83 +180,37 @@ def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None
     trainer = GanTraining(cfg, images=images[:n_train], labels=labels[:n_train])
     val_metrics, _ = evaluation.available_metrics(cfg, evaluation.VALIDATION_METRICS)
 
-    history = {"best": None, "collapse": None, "evals": []}  # best: {"step", "fid", ...}
-    stopwatch = Stopwatch()
-    if resuming:
-        state = load_checkpoint(run.checkpoint)
-        trainer.load_state_dict(state["trainer"])
-        history = state["history"]
-        stopwatch = Stopwatch(state["wall_time_s"])
-        truncate_log(run, after_step=trainer.step)
-        log.info("resumed %s at step %d", run.checkpoint, trainer.step)
-
-    def checkpoint() -> None:
-        save_checkpoint(run.checkpoint, {"trainer": trainer.state_dict(), "history": history,
-                                         "wall_time_s": stopwatch.elapsed(), "config": config_dict(cfg)})
-
     from geneval.sources import open_source
 
     val_reference = open_source(val_images, labels=val_labels)
     val_name = f"{cfg.dataset}:train[{len(images) - cfg.val_holdout}:]"
-    sums, count = [0.0, 0.0], 0
-    while trainer.step < cfg.steps:
-        loss_d, loss_g = trainer.train_step()
-        sums, count = [sums[0] + loss_d, sums[1] + loss_g], count + 1
-        step = trainer.step
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            run.log({"kind": "train", "step": step, "loss_d": sums[0] / count, "loss_g": sums[1] / count,
-                     "wall_time_s": round(stopwatch.elapsed(), 2)})
-            sums, count = [0.0, 0.0], 0
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            validate(trainer, run, history, reference=val_reference, reference_name=val_name, metrics=val_metrics,
-                     stopwatch=stopwatch)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            checkpoint()
-        if stop_after_steps is not None and step >= stop_after_steps and step < cfg.steps:
-            checkpoint()
-            return {"stopped": step}
-    if not run.finished():
-        return finish(trainer, run, history, stopwatch=stopwatch, n_train=n_train, val_name=val_name,
-                      train_fingerprint=info["fingerprint"])
-    return run.read_record()
+
+    def score() -> dict:
+        """The sampling generator on the validation slice (FID, IS)."""
+        sampler = trainer.sampler()
+        sample_labels = sampler.labels_for(cfg.val_samples)
+        samples = sampler.sample(cfg.val_samples, cfg.sample_seed)
+        trainer.G.train()  # the sampler put the (non-EMA) generator in eval mode
+        values, _ = evaluation.score(samples, sample_labels, cfg=cfg, reference=val_reference,
+                                     reference_name=val_name, metrics=val_metrics)
+        return {name: v["value"] for name, v in values.items()}
+
+    validation = Validation(score, every=cfg.eval_every, metric="fid", best_state=trainer.best_state,
+                            collapse_margin=cfg.collapse_margin)
+    outcome = harness.train(trainer, validation=validation, stop_after_steps=stop_after_steps)
+    if outcome.stopped:
+        return {"stopped": outcome.step}
+    return finish(trainer, harness.run, outcome, n_train=n_train, val_name=val_name,
+                  train_fingerprint=info["fingerprint"])
 
 
-def validate(trainer: GanTraining, run: RunDir, history: dict, *, reference, reference_name: str, metrics,
-             stopwatch: Stopwatch) -> None:
-    """Score the sampling generator on the validation slice; keep ``best.pt``; flag a collapse."""
-    cfg, step = trainer.cfg, trainer.step
-    sampler = trainer.sampler()
-    labels = sampler.labels_for(cfg.val_samples)
-    samples = sampler.sample(cfg.val_samples, cfg.sample_seed)
-    trainer.G.train()  # the sampler put the (non-EMA) generator in eval mode
-    values, _ = evaluation.score(samples, labels, cfg=cfg, reference=reference, reference_name=reference_name,
-                                 metrics=metrics)
-    entry = {"kind": "val", "step": step, "wall_time_s": round(stopwatch.elapsed(), 2),
-             **{name: v["value"] for name, v in values.items()}}
-    fid = entry.get("fid")
-    best = history["best"]
-    if fid is not None and (best is None or fid < best["fid"]):
-        history["best"] = {"step": step, **{k: v for k, v in entry.items() if k not in ("kind", "wall_time_s")}}
-        save_checkpoint(run.file("best.pt"), {"step": step, "G": trainer.G.state_dict(),
-                                              "G_ema": trainer.sampling_generator().state_dict()
-                                              if trainer.ema else None,
-                                              "val": history["best"]})
-    elif fid is not None and history["collapse"] is None and fid > best["fid"] * (1.0 + cfg.collapse_margin):
-        history["collapse"] = {"step": step, "fid": fid, "best_fid": best["fid"], "best_step": best["step"]}
-        log.warning("collapse at step %d: validation FID %.2f > best %.2f × (1 + %.2f)", step, fid, best["fid"],
-                    cfg.collapse_margin)
-    history["evals"].append(entry)
-    run.log(entry)
-    log.info("step %d: %s", step, {k: v for k, v in entry.items() if k != "kind"})
-
-
-def finish(trainer: GanTraining, run: RunDir, history: dict, *, stopwatch: Stopwatch, n_train: int, val_name: str,
+def finish(trainer: GanTraining, run: RunDir, outcome: Outcome, *, n_train: int, val_name: str,
            train_fingerprint: str) -> dict:
     """Score final and best on the test split, draw the grids and curves, write ``record.json``."""
     from geneval.grid import save_grid
 
-    cfg = trainer.cfg
-    train_time = stopwatch.elapsed()
+    cfg, history = trainer.cfg, outcome.validation
+    train_time = outcome.train_wall_time_s
     report_metrics, skipped = evaluation.available_metrics(cfg, cfg.eval_metrics)
     reference = f"{cfg.dataset}:test"
     results, protocol = {}, None
@@ -270,7 +233,7 @@ def finish(trainer: GanTraining, run: RunDir, history: dict, *, stopwatch: Stopw
         "batch_size": cfg.batch_size, "width_mult": cfg.width_mult, "n_dis": cfg.n_dis,
         "params": params, "params_m": {k: round(v / 1e6, 4) for k, v in params.items()},
         "steps": trainer.step, "iterations_k": trainer.step / 1000, "train_images": n_train,
-        "wall_time_s": round(train_time, 1), "eval_wall_time_s": round(stopwatch.elapsed() - train_time, 1),
+        "wall_time_s": round(train_time, 1), "eval_wall_time_s": round(outcome.watch.elapsed() - train_time, 1),
         "sampled_from": "ema" if trainer.ema is not None else "generator",
         "metrics": results,
         "best_step": best.get("step"),

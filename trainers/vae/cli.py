@@ -1,4 +1,4 @@
-"""``geneval train vae`` (torch is imported only when the command runs)."""
+"""``geneval train vae`` (the trainer modules load when the command runs)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from trainers.cli import train
 from trainers.common.likelihood_cli import likelihood_command
 
 
-def _run(*, preset, dataset, overrides, out, resume, stop_after_steps):
+def _run(*, budget, dataset, overrides, out, resume, stop_after_steps, progress):
     from trainers.common.likelihood_training import train as train_run
     from trainers.vae.train import SPEC, make_config
 
-    config = make_config(preset=preset, dataset=dataset, overrides=overrides)
-    return train_run(SPEC, config, out=out, preset=preset, resume=resume, stop_after_steps=stop_after_steps)
+    config = make_config(budget=budget, dataset=dataset, overrides=overrides)
+    return train_run(SPEC, config, out=out, budget=budget, resume=resume, stop_after_steps=stop_after_steps,
+                     progress=progress)
 
 
-likelihood_command(train, "vae", presets=("smoke", "small", "paper"), run=_run)
+likelihood_command(train, "vae", budgets=("smoke", "small", "paper"), run=_run)

@@ -1,8 +1,8 @@
 """Train a VAE and report its test ELBO and IWAE bound with geneval, plus the latent manifold and
 interpolation pictures of Kingma & Welling (2014, Fig. 4) and the IWAE paper.
 
-    geneval train vae --dataset binarized-mnist --preset small --out runs/vae-bmnist
-    geneval train vae --dataset fashion-mnist --preset small --set latent_dim=2 --out runs/vae2-fmnist --resume
+    geneval train vae --dataset binarized-mnist --budget small --out runs/vae-bmnist
+    geneval train vae --dataset fashion-mnist --budget small --set latent_dim=2 --out runs/vae2-fmnist --resume
 
 The loop, checkpoints, evaluation and record are ``trainers.common.likelihood_training``. The reported
 likelihood is the IWAE bound with K = ``iwae_k`` (kind ``iwae-K``); the ELBO is recorded beside it. Both are
@@ -33,7 +33,7 @@ from trainers.vae.model import VAE
 class VAEConfig(LikelihoodTrainConfig):
     latent_dim: int = 32
     hidden: int = 512
-    iwae_k: int = 100  # importance samples of the reported bound (Burda et al. use 5000; paper preset 1000)
+    iwae_k: int = 100  # importance samples of the reported bound (Burda et al. use 5000; paper budget 1000)
     elbo_k: int = 10  # samples averaged for the (unbiased) test ELBO estimate
     manifold_size: int = 15  # the manifold picture is manifold_size² decoded latents
 
@@ -120,19 +120,20 @@ SPECS = {"vae": SPEC}
 SMOKE = dict(steps=6, batch_size=16, warmup_steps=2, train_num=256, eval_num=64, eval_batch_size=64, num_samples=8,
              timing_num=4, sample_features="pixels", checkpoint_every=3, log_every=2, latent_dim=2, hidden=32,
              iwae_k=8, elbo_k=2, manifold_size=4)
-PRESETS = {
+BUDGETS = {  # how long and how big (the VAE is the only model of its family: its preset is "vae")
     "smoke": SMOKE,
     "small": dict(steps=12000, batch_size=100, lr=1e-3, latent_dim=32, hidden=512, iwae_k=100, elbo_k=10),
     "paper": dict(steps=300000, batch_size=100, lr=1e-3, latent_dim=50, hidden=512, iwae_k=1000, elbo_k=100),
 }
 
 
-def make_config(*, preset: str, dataset: str, overrides: dict) -> VAEConfig:
+def make_config(*, budget: str, dataset: str, overrides: dict) -> VAEConfig:
+    """The VAE config at ``budget`` on ``dataset``, with ``--set`` overrides, validated."""
     from trainers.common.config import apply_overrides
 
-    if preset not in PRESETS:
-        raise GenevalInputError(f"vae: unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    config = apply_overrides(VAEConfig(dataset=dataset, **PRESETS[preset]), overrides, what="vae config")
+    if budget not in BUDGETS:
+        raise GenevalInputError(f"vae: unknown budget {budget!r}; known: {', '.join(BUDGETS)}")
+    config = apply_overrides(VAEConfig(dataset=dataset, **BUDGETS[budget]), overrides, what="vae config")
     config.validate()
     return config
 

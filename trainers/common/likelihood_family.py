@@ -1,0 +1,88 @@
+"""What every likelihood family (autoregressive models, VAEs, and the explicit-density families to come) tells
+the leaderboards (the ``geneval.family`` contract), over the shared loop of ``likelihood_training``.
+
+Its records carry the test likelihood (``test_nats``, ``test_bits_per_dim``) beside the sample metrics; two
+likelihoods compare only when they were measured on the same test split (``likelihood_split``, which for
+binarised MNIST names the fixed binarisation too). A subclass names the module that holds its ``SPECS`` (model
+name → ``likelihood_training.Spec``), its config class and ``make_config``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from geneval.errors import GenevalInputError
+from geneval.family import Family, ProtocolKey, RecordedMetric
+
+_SPLIT = ("likelihood_split",)
+
+
+class LikelihoodFamily(Family):
+    recorded_metrics: ClassVar[tuple[RecordedMetric, ...]] = (
+        RecordedMetric("test_bits_per_dim", "bits/dim", False, protocol=_SPLIT),
+        RecordedMetric("test_nats", "NLL (nats)", False, protocol=_SPLIT),
+    )
+    protocol_keys = (ProtocolKey("likelihood_split", footer="; likelihood on `{}`", label="test split"),)
+    labels: ClassVar[dict[str, str]] = {"likelihood.kind": "Kind", "published.nats": "Published (nats)",
+                                        "sampling.seconds": "100 samples (s)", "steps": "Steps"}
+    record_keys = ("likelihood.kind", "published.nats", "sampling.seconds")
+
+    def module(self):
+        """The family's module: ``SPECS``, ``make_config`` and ``load_likelihood_model``."""
+        raise NotImplementedError
+
+    def config(self) -> type:
+        """The family's config dataclass."""
+        raise NotImplementedError
+
+    def spec(self, preset: str):
+        specs = self.module().SPECS
+        if preset not in specs:
+            raise GenevalInputError(f"{self.name}: unknown model (preset) {preset!r}; known: {', '.join(specs)}")
+        return specs[preset]
+
+    def config_class(self, preset: str | None = None):
+        if preset is not None:
+            self.spec(preset)
+        return self.config()
+
+    def protocol_overrides(self, evaluation: dict) -> dict:
+        mapping = {"num_samples": "num_samples", "features": "sample_features"}
+        return {mapping[k]: v for k, v in evaluation.items() if k in mapping}
+
+    def train(self, config, *, out: str, budget: str) -> dict:
+        from trainers.common.likelihood_training import train
+
+        return train(self.spec(getattr(config, "model", self.name)), config, out=out, budget=budget, resume=True)
+
+    def likelihood_model(self, run_dir):
+        """The run's final model as a ``geneval.likelihood`` model (its kind: exact, iwae-K, ...)."""
+        from trainers.common.checkpoint import load_checkpoint
+
+        path = Path(run_dir) / "checkpoint.pt"
+        if not path.is_file():
+            raise GenevalInputError(f"{path} does not exist; expected a finished {self.name} run folder")
+        return self.module().load_likelihood_model(load_checkpoint(path))
+
+    def sampler(self, run_dir, *, which: str = "final"):
+        if which != "final":
+            raise GenevalInputError(f"{self.name}: runs keep their final checkpoint only, not {which!r}")
+        return ModelSampler(self.likelihood_model(run_dir))
+
+
+class ModelSampler:
+    """``sample(num, seed, labels=None) -> uint8 [N, C, H, W]`` of a likelihood model; sample ``i`` is drawn
+    from its own generator, so it is the same in any batch."""
+
+    def __init__(self, adapter):
+        self.model, self.binary = adapter.model, adapter.convention.levels == 2
+
+    @torch.inference_mode()
+    def sample(self, num: int, seed: int, labels=None) -> torch.Tensor:
+        x = self.model.sample(num, seed=seed, first=0, labels=labels)
+        return (x * 255).to(torch.uint8) if self.binary else x.to(torch.uint8)
+
+    __call__ = sample

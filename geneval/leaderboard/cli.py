@@ -21,7 +21,8 @@ def _dirs(command):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-def leaderboard() -> None:
+@click.pass_context
+def leaderboard(ctx) -> None:
     """Tables from runs: specs → training/evaluation → records → Markdown/CSV/HTML/PNG.
 
     \b
@@ -29,8 +30,12 @@ def leaderboard() -> None:
       geneval leaderboard check leaderboards/specs/biggan_ablation.toml
       geneval leaderboard run leaderboards/specs/smoke.toml --jobs 2
       geneval leaderboard build leaderboards/specs/cross_family.toml
-      geneval leaderboard reproduce leaderboards/specs/biggan_ablation.toml --row "SAGAN baseline" --seed 0
+      geneval leaderboard reproduce leaderboards/specs/biggan_ablation.toml --row "cDCGAN + attention" --seed 0
     """
+    if ctx.invoked_subcommand != "check":  # tables and training runs draw PNGs: fail now, not after the work
+        from geneval.optional import require_plotting
+
+        require_plotting(f"geneval leaderboard {ctx.invoked_subcommand}")
 
 
 @leaderboard.command()

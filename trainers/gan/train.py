@@ -167,6 +167,9 @@ def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None
           progress: bool | None = None) -> dict:
     """Train (or continue) the run in ``out``; return its record (or ``{"stopped": step}`` when stopped early).
     ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
+    from geneval.optional import require_plotting
+
+    require_plotting("a GAN run (its training curves, drawn at the end)")  # before anything trains
     harness = Harness(out, config=config_dict(cfg), resume=resume, progress=progress,
                       budget=Budget(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every),
                       description=f"{cfg.preset} ({cfg.budget})")

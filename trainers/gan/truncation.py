@@ -42,10 +42,12 @@ def parse_thresholds(text: str) -> list[float | None]:
 
 def truncation_sweep(run_dir, *, thresholds: list[float | None], num_samples: int, which: str = "best",
                      seed: int | None = None, out_dir=None) -> list[dict]:
+    from geneval.optional import require_plotting
     from trainers.gan import evaluation
     from trainers.gan.config import GanConfig
     from trainers.gan.sampler import GanSampler, config_from_json
 
+    require_plotting("a truncation sweep (its trade-off plot)")
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise GenevalInputError(f"{run_dir} is not a GAN run folder (no config.json)")

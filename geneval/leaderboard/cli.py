@@ -116,9 +116,11 @@ def reproduce(spec, row_name, seed, out, records_dir, as_json):
         slug = re.sub(r"[^A-Za-z0-9]+", "-", row_name).strip("-").lower() or "row"
         out = Path("runs/reproduce") / f"{load_spec(spec).name}-{slug}-seed{seed}"
     line, comparisons = run_reproduction(spec, row_name=row_name, seed=seed, out=out, records_dir=records_dir)
+    current_cpu = json.loads((out / "record.json").read_text()).get("software", {}).get("cpu")
     holds = all(c.holds for c in comparisons)
     if as_json:
         click.echo(json.dumps({"spec": str(spec), "row": row_name, "seed": seed, "run": str(out),
+                               "cpu": {"recorded": line.get("software", {}).get("cpu"), "reproduced": current_cpu},
                                "recorded_config_hash": line["config_hash"], "holds": holds,
                                "metrics": [{"metric": c.metric, "which": c.which, "recorded": c.recorded,
                                             "reproduced": c.reproduced, "difference": c.difference,
@@ -132,6 +134,10 @@ def reproduce(spec, row_name, seed, out, records_dir, as_json):
             click.echo(f"{c.metric:<14} {c.which:<6} {num(c.recorded):>12} {num(c.reproduced):>12} "
                        f"{num(c.difference):>12} {num(c.stated):>10}  {'yes' if c.holds else 'NO'}")
         click.echo("reproduced within the stated ±" if holds else "NOT reproduced within the stated ±")
+        recorded_cpu = line.get("software", {}).get("cpu")
+        if recorded_cpu != current_cpu:  # float rounding follows the CPU's kernels: say where each number came from
+            click.echo(f"note: recorded on CPU {recorded_cpu or 'unknown (the record predates the field)'}, "
+                       f"reproduced on {current_cpu}")
     raise SystemExit(0 if holds else 1)
 
 

@@ -104,8 +104,23 @@ def count_parameters(module: torch.nn.Module) -> int:
 def software() -> dict:
     from geneval import __version__
 
+    # The CPU is part of a number's provenance: oneDNN picks kernels by instruction set, and a GAN's training
+    # amplifies their different float rounding (the same commit and seed gave FID 53.93 on an AMD EPYC Zen 4 and
+    # 58.04 on an Intel Xeon: leaderboards/reproductions/biggan_ablation.md).
     return {"geneval": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "commit": git_commit()}
+            "commit": git_commit(), "cpu": cpu_model()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_commit() -> str | None:

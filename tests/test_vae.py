@@ -107,5 +107,5 @@ def test_a_vae_checkpoint_loads_through_the_geneval_likelihood_entry_point(tmp_p
 def test_bad_vae_configs_fail_at_start():
     with pytest.raises(GenevalInputError, match="iwae_k must be ≥ 1"):
         make_config(budget="smoke", dataset="binarized-mnist", overrides={"iwae_k": "0"})
-    with pytest.raises(GenevalInputError, match="dataset 'cifar10' is not supported"):
-        make_config(budget="smoke", dataset="cifar10", overrides={})
+    with pytest.raises(GenevalInputError, match="dataset 'stacked-mnist' is not supported"):
+        make_config(budget="smoke", dataset="stacked-mnist", overrides={})

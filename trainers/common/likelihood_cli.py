@@ -19,18 +19,21 @@ def _no_preset(ctx, param, value):
     return value
 
 
-def likelihood_command(group: click.Group, name: str, *, budgets: tuple[str, ...], run) -> None:
+def likelihood_command(group: click.Group, name: str, *, budgets: tuple[str, ...], run,
+                       datasets: tuple[str, ...] | None = None, default_dataset: str = "binarized-mnist") -> None:
     """Register ``geneval train <name>``; ``run(budget, dataset, overrides, out, resume, stop_after_steps,
-    progress)`` trains and returns the record (None when stopped early)."""
+    progress)`` trains and returns the record (None when stopped early). ``datasets``: the ones the model
+    accepts (default: every likelihood training dataset)."""
     from trainers.common.likelihood_training import DATASETS
 
-    help_text = (f"Train {name} on binarised MNIST or Fashion-MNIST, then evaluate its test likelihood (geneval."
-                 f"likelihood) and samples.\n\n\b\nExample:\n  geneval train {name} --dataset binarized-mnist "
-                 f"--budget small --out runs/{name}-bmnist --resume")
+    datasets = tuple(datasets or DATASETS)
+    help_text = (f"Train {name} on {', '.join(datasets)}, then evaluate its test likelihood (geneval."
+                 f"likelihood) and samples.\n\n\b\nExample:\n  geneval train {name} --dataset {default_dataset} "
+                 f"--budget small --out runs/{name}-{default_dataset} --resume")
 
     @group.command(name, help=help_text, short_help=f"Train {name} (likelihood model).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-    @click.option("--dataset", type=click.Choice(DATASETS), default="binarized-mnist",
-                  show_default=True, help="binarized-mnist: dynamic binarisation; fashion-mnist: 8-bit.")
+    @click.option("--dataset", type=click.Choice(datasets), default=default_dataset,
+                  show_default=True, help="binarized-mnist: dynamic binarisation; the others: 8-bit.")
     @click.option("--budget", type=click.Choice(budgets), default="small", show_default=True,
                   help="How long and how big: smoke (seconds), small (minutes on a CPU), paper.")
     @click.option("--preset", hidden=True, default=None, expose_value=False, callback=_no_preset,

@@ -50,7 +50,8 @@ INIT, ORDER, BINARIZE, NOISE, SAMPLE, LABELS = 101, 102, 103, 104, 105, 106  # s
 EVAL_BINARIZATION_SEED = 0  # the fixed binarisation of the test split (recorded in the convention)
 # The datasets these trainers accept → (the geneval dataset it is, binarised?). Shape, classes and the default
 # extractor are that dataset's (geneval.datasets); binarized-mnist is MNIST with dynamic binarisation.
-TRAINING_DATASETS = {"binarized-mnist": ("mnist", True), "fashion-mnist": ("fashion-mnist", False)}
+TRAINING_DATASETS = {"binarized-mnist": ("mnist", True), "fashion-mnist": ("fashion-mnist", False),
+                     "mnist": ("mnist", False), "cifar10": ("cifar10", False)}  # 8-bit MNIST, CIFAR-10: the flows
 DATASETS = tuple(TRAINING_DATASETS)
 SAMPLE_METRICS = ("fid", "is", "kid", "precision", "recall")  # scored on samples (geneval.metrics names)
 

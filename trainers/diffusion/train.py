@@ -1,0 +1,389 @@
+"""DDPM training, then its evaluation: read top to bottom.
+
+    geneval train ddpm --budget small --dataset fashion-mnist --out runs/ddpm_small --resume
+
+One step (Ho et al. 2020 Algorithm 1; reference hojonathanho/diffusion ``diffusion_utils_2.training_losses`` and
+``scripts/run_cifar.py``): a batch x_0 of 8-bit images scaled to [−1, 1], t ~ U{0 … T−1}, ε ~ N(0, I),
+x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and a gradient step on
+
+    simple  L_simple = ‖ε − ε_θ(x_t, t)‖² (mean over pixels; eq. 14)
+    hybrid  L_simple + λ L_vlb (Nichol & Dhariwal §3.1, λ = 0.001): L_vlb = T · L_t in bits/dim for the sampled t,
+            with the mean's gradient stopped so that L_vlb trains the variance only
+    vlb     L_vlb alone (uniform t; Nichol & Dhariwal's importance sampling of t is not implemented)
+
+with Adam (lr 2e-4, linear warm-up over ``warmup_steps``; no decay, as the reference), gradient norm clipped at
+1.0, dropout, and an exponential moving average of the weights, decay min(``ema_decay``, (1 + s)/(10 + s)) at
+step s (TensorFlow's ``ExponentialMovingAverage(num_updates=s)``, so that a short run's EMA is not dominated by
+its random initialisation). Samples and the bound use the EMA weights, as the paper does.
+
+Every random draw is derived from the seed (``trainers.common.seeding``): the weights from ``(seed, INIT)``, the
+order of epoch e from ``(seed, ORDER, e)``, t and ε of step s from ``(seed, NOISE, s)``; dropout reads the global
+RNG, whose state the harness checkpoints. A run resumed from ``checkpoint.pt`` (model, EMA, Adam, step) is the
+same run. The run folder, checkpoints, resume and logging are ``trainers.common.harness``.
+
+At the end (``finish``): the bound in bits/dim on the test split (``geneval.likelihood``, kind ``vlb``), samples
+with the run's sampler, FID/IS/KID/precision/recall against the test split with the domain extractor, the time
+per 1,000 samples, a grid, and ``record.json``. Other samplers/step counts re-score the same checkpoint
+(``evaluate_run``; the family's evaluation-time options).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from geneval.errors import GenevalInputError
+from geneval.likelihood import EIGHT_BIT, evaluate as evaluate_likelihood
+from trainers.common.checkpoint import load_checkpoint
+from trainers.common.config import config_dict
+from trainers.common.data import load_split, to_signed_unit
+from trainers.common.harness import Budget, Harness
+from trainers.common.runs import RunDir, count_parameters
+from trainers.common.seeding import derived_seed, generator
+from trainers.diffusion.diffusion import GaussianDiffusion, bound_nats, make_betas
+from trainers.diffusion.model import DiffusionConfig, UNet
+from trainers.diffusion.samplers import DiffusionSampler
+
+log = logging.getLogger("trainers.diffusion.train")
+
+INIT, ORDER, NOISE = 201, 202, 203  # stream ids for derived_seed
+FAMILY = "diffusion"
+# Ho et al. 2020, Table 1/2 (CIFAR-10, unconditional, 35.7M-parameter U-Net, 800k steps of batch 128, T = 1000)
+PUBLISHED = {"cifar10": {"bits_per_dim_vlb": 3.70, "bits_per_dim_simple": 3.75, "fid_50k": 3.17, "is_50k": 9.46,
+                         "fid_50k_vlb_model": 13.51,
+                         "source": "Ho et al. 2020, Tables 1-2 (CIFAR-10 test): NLL ≤ 3.70 bits/dim trained on the "
+                                   "true bound L (fixed isotropic Σ; its FID 13.51), ≤ 3.75 trained on L_simple "
+                                   "(FID 3.17, IS 9.46 at 50k samples, 1000-step ancestral sampling)"}}
+
+
+def build_diffusion(cfg: DiffusionConfig) -> GaussianDiffusion:
+    return GaussianDiffusion(make_betas(cfg.schedule, cfg.timesteps), model_var=cfg.model_var)
+
+
+def build_model(cfg: DiffusionConfig) -> UNet:
+    torch.manual_seed(derived_seed(cfg.seed, INIT))  # initial weights depend on the seed only
+    return UNet(cfg)
+
+
+class DiffusionTraining:
+    """The U-Net, its EMA, Adam and the data; ``train_step()`` is Algorithm 1 on batch ``step``."""
+
+    def __init__(self, cfg: DiffusionConfig, *, images: torch.Tensor, labels: torch.Tensor):
+        self.cfg, self.images, self.labels = cfg, images, labels
+        self.diffusion = build_diffusion(cfg)
+        self.model = build_model(cfg)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.batches_per_epoch = max(1, len(images) // cfg.batch_size)  # the incomplete last batch is dropped
+        self._epoch, self._order = -1, None
+        self.step = 0
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = divmod(step, self.batches_per_epoch)
+        if epoch != self._epoch:
+            self._order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, epoch))
+            self._epoch = epoch
+        take = self._order[index * self.cfg.batch_size:(index + 1) * self.cfg.batch_size]
+        return to_signed_unit(self.images[take]), self.labels[take]
+
+    def lr(self, step: int) -> float:
+        return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+
+    def train_step(self) -> dict[str, float]:
+        cfg, d = self.cfg, self.diffusion
+        x0, y = self.batch(self.step)
+        g = generator(cfg.seed, NOISE, self.step)
+        t = torch.randint(cfg.timesteps, (len(x0),), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        xt = d.q_sample(x0, t, noise)
+        self.model.train()
+        output = self.model(xt, t, y if cfg.conditional else None)
+        channels = x0.shape[1]
+        losses = {}
+        if cfg.loss in ("simple", "hybrid"):
+            losses["mse"] = F.mse_loss(output[:, :channels], noise)
+        if cfg.loss in ("hybrid", "vlb"):
+            # L_vlb for the sampled t, in bits/dim; T · L_t is an unbiased estimate of Σ_t L_t
+            frozen = output if cfg.loss == "vlb" else torch.cat([output[:, :channels].detach(), output[:, channels:]], 1)
+            vb = d.vb_term(frozen, x0, xt, t) / (x0[0].numel() * math.log(2))
+            weight = cfg.hybrid_lambda if cfg.loss == "hybrid" else 1.0
+            losses["vb"] = weight * cfg.timesteps * vb.float().mean()
+        loss = sum(losses.values())
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr(self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        self.optimizer.step()
+        self.update_ema()
+        self.step += 1
+        out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+        if grad_norm is not None:
+            out["grad_norm"] = float(grad_norm)
+        return out
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        decay = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        for e, p in zip(self.ema.parameters(), self.model.parameters()):
+            e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        for e, b in zip(self.ema.buffers(), self.model.buffers()):
+            e.copy_(b)
+
+    def log_fields(self, means: dict) -> dict:
+        return {**{k: round(v, 5) for k, v in means.items()}, "lr": self.lr(self.step - 1)}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+# ================================================================================================= the run
+
+def run_config(cfg: DiffusionConfig) -> dict:
+    return config_dict(cfg)
+
+
+def train(cfg: DiffusionConfig, *, out, resume: bool = False, stop_after_steps: int | None = None,
+          progress: bool | None = None) -> dict:
+    """Train (or continue) the run in ``out``; return its record, or ``{"stopped": step}`` when stopped early."""
+    harness = Harness(out, config=run_config(cfg), resume=resume, progress=progress,
+                      budget=Budget(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+                                    checkpoint_every_s=300.0),
+                      header={"family": FAMILY, "model_name": cfg.preset, "budget": cfg.budget},
+                      description=f"{cfg.preset} ({cfg.budget})")
+    if harness.finished:
+        return harness.run.read_record()
+    images, labels, info = load_split(cfg.dataset, "train")
+    if cfg.train_num:
+        images, labels = images[:cfg.train_num], labels[:cfg.train_num]
+    trainer = DiffusionTraining(cfg, images=images, labels=labels)
+    outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
+    if outcome.stopped:
+        return {"stopped": outcome.step}
+    return finish(trainer, harness.run, train_wall_time_s=outcome.train_wall_time_s, n_train=len(images),
+                  train_fingerprint=info.get("fingerprint"))
+
+
+# ================================================================================================= evaluation
+
+class DiffusionBound:
+    """The EMA model's variational bound as a ``geneval.likelihood`` model (kind ``vlb``, 8-bit data).
+
+    Image b's noise (and its t per stratum) come from a generator seeded by ``(bound_seed, sha256 of its
+    bytes)``: the number for an image does not depend on the batch or on the order of evaluation."""
+
+    kind = "vlb"
+    convention = EIGHT_BIT
+
+    def __init__(self, model: torch.nn.Module, diffusion: GaussianDiffusion, *, num_strata: int, seed: int,
+                 conditional: bool = False):
+        self.model, self.diffusion = model.eval(), diffusion
+        self.num_strata, self.seed, self.conditional = num_strata, seed, conditional
+
+    def estimator(self) -> str:
+        T = self.diffusion.num_timesteps
+        if self.num_strata == 0:
+            return f"all {T} terms (L_T, {T - 1} KL terms, discretised decoder L_0), one x_t draw per term"
+        return (f"L_T and L_0 exact; the {T - 1} KL terms by stratified Monte Carlo over t ({self.num_strata} strata, "
+                f"one t and one x_t per stratum per image); s.e. over images includes the t-sampling noise")
+
+    def generators(self, x_uint8: torch.Tensor) -> list[torch.Generator]:
+        words = [int.from_bytes(hashlib.sha256(x.numpy().tobytes()).digest()[:7], "little") for x in x_uint8]
+        return [generator(self.seed, w) for w in words]
+
+    @torch.inference_mode()
+    def log_prob(self, x_uint8: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        network = lambda x, t, y: self.model(x, t, y)  # noqa: E731
+        nats = bound_nats(network, self.diffusion, to_signed_unit(x_uint8), self.generators(x_uint8),
+                          num_strata=self.num_strata, labels=labels)
+        return -nats.double()
+
+
+def load_run(run_dir, *, which: str = "final") -> tuple[DiffusionConfig, UNet, GaussianDiffusion, dict]:
+    """The run's config, its EMA U-Net, its process and the checkpoint's header."""
+    if which != "final":
+        raise GenevalInputError(f"diffusion runs keep their final checkpoint (EMA weights) only, not {which!r}")
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
+        raise GenevalInputError(f"{path} does not exist; expected a diffusion run folder")
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"])
+    model = UNet(cfg)
+    model.load_state_dict(state["trainer"]["ema"])
+    return cfg, model.eval(), build_diffusion(cfg), state
+
+
+def config_from_dict(values: dict) -> DiffusionConfig:
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(DiffusionConfig)}
+    return DiffusionConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in fields})
+
+
+def load_likelihood_model(state: dict) -> DiffusionBound:
+    """``geneval likelihood CHECKPOINT`` (the ``geneval.likelihood`` entry point): the EMA model's bound."""
+    cfg = config_from_dict(state["config"])
+    model = UNet(cfg)
+    model.load_state_dict(state["trainer"]["ema"])
+    bound = DiffusionBound(model, build_diffusion(cfg), num_strata=cfg.bound_strata, seed=cfg.bound_seed,
+                           conditional=cfg.conditional)
+    bound.default_split = f"{cfg.dataset}:test"
+    return bound
+
+
+def make_sampler(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusion) -> DiffusionSampler:
+    return DiffusionSampler(model, diffusion, shape=cfg.shape, num_classes=cfg.num_classes,
+                            conditional=cfg.conditional, batch_size=cfg.sample_batch_size)
+
+
+def likelihood_metrics(bound: DiffusionBound, cfg: DiffusionConfig) -> tuple[dict, dict]:
+    result = evaluate_likelihood(bound, f"{cfg.dataset}:test", num=cfg.bound_num, batch_size=cfg.bound_batch_size)
+    log.info("bound: %s", result.line())
+    metrics = {
+        "test_nats": {"value": result.nats, "std": result.nats_std_err, "label": "test NLL bound, nats (vlb)",
+                      "higher_is_better": False},
+        "test_bits_per_dim": {"value": result.bits_per_dim, "std": result.bits_per_dim_std_err,
+                              "label": "test bits/dim (vlb)", "higher_is_better": False},
+    }
+    return metrics, {**result.as_dict(), "estimator": bound.estimator()}
+
+
+def sample_protocol(cfg: DiffusionConfig, *, sampler: str | None, sampling_steps: int | None, eta: float | None,
+                    num_samples: int | None) -> dict:
+    """The options a sample evaluation uses: the given ones, else the run's own (``eval_*``)."""
+    sampler = sampler or cfg.eval_sampler
+    steps = sampling_steps or (cfg.eval_sampling_steps if sampler == cfg.eval_sampler else cfg.timesteps)
+    eta = (eta if eta is not None else cfg.eval_eta) if sampler == "ddim" else None
+    return {"sampler": sampler, "sampling_steps": int(steps), "eta": eta, "eval_samples": int(num_samples or cfg.eval_samples)}
+
+
+def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusion, *, options: dict,
+                  metrics: tuple[str, ...], run: RunDir | None = None, ci: float | None = None,
+                  ci_resamples: int = 100) -> tuple[dict, dict]:
+    """Draw ``options["eval_samples"]`` samples with the sampler, time them, score them on the test split."""
+    from geneval.grid import save_grid
+    from trainers.common.evaluation import evaluate_samples, kid_subsets_for
+    from trainers.common.likelihood_training import SAMPLE_METRICS
+
+    sampler = make_sampler(cfg, model, diffusion)
+    num = options["eval_samples"]
+    labels = sampler.labels_for(num)
+    started = time.perf_counter()
+    samples = sampler.sample(num, cfg.sample_seed, labels, sampler=options["sampler"],
+                             sampling_steps=options["sampling_steps"], eta=options["eta"])
+    seconds = time.perf_counter() - started
+    per_1000 = seconds / num * 1000
+    log.info("%d samples (%s, S = %d, η = %s) in %.1f s: %.1f s per 1000", num, options["sampler"],
+             options["sampling_steps"], options["eta"], seconds, per_1000)
+    if run is not None:
+        eta = "" if options["eta"] is None else f"_eta{options['eta']:g}"
+        save_grid(run.file(f"samples_{options['sampler']}_S{options['sampling_steps']}{eta}.png"), samples[:100],
+                  ncols=10, scale=2)
+    wanted = tuple(m for m in metrics if m not in ("test_bits_per_dim", "test_nats", "sampling_s_per_1000")) \
+        or SAMPLE_METRICS
+    extra = {"ci": ci, "ci_resamples": ci_resamples} if ci else {}
+    values, protocol = evaluate_samples(samples, reference=f"{cfg.dataset}:test", metrics=wanted,
+                                        features=cfg.eval_features, labels=labels, num_ref=cfg.eval_num_ref,
+                                        kid_subsets=kid_subsets_for(num), **extra)
+    values["sampling_s_per_1000"] = {"value": per_1000, "std": None, "label": "s per 1000 samples",
+                                     "higher_is_better": False,
+                                     "details": {"seconds": seconds, "num_samples": num, "threads": torch.get_num_threads()}}
+    protocol.update({**options, "sample_seed": cfg.sample_seed})
+    return values, protocol
+
+
+def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float, n_train: int,
+           train_fingerprint: str | None) -> dict:
+    """The bound on the test split, the run's own sample evaluation, the record."""
+    cfg = trainer.cfg
+    started = time.perf_counter()
+    bound = DiffusionBound(trainer.ema, trainer.diffusion, num_strata=cfg.bound_strata, seed=cfg.bound_seed,
+                           conditional=cfg.conditional)
+    metrics, likelihood = likelihood_metrics(bound, cfg)
+    options = sample_protocol(cfg, sampler=None, sampling_steps=None, eta=None, num_samples=None)
+    values, protocol = score_samples(cfg, trainer.ema, trainer.diffusion, options=options, metrics=cfg.eval_metrics,
+                                     run=run)
+    metrics.update(values)
+    grid = f"samples_{options['sampler']}_S{options['sampling_steps']}" + \
+        ("" if options["eta"] is None else f"_eta{options['eta']:g}") + ".png"
+    record = {
+        "family": FAMILY, "model": cfg.preset, "preset": cfg.preset, "budget": cfg.budget, "seed": cfg.seed,
+        "dataset": cfg.dataset, "config": config_dict(cfg), "params": {"total": count_parameters(trainer.model)},
+        "steps": trainer.step, "train_images": n_train, "wall_time_s": round(train_wall_time_s, 1),
+        "eval_wall_time_s": round(time.perf_counter() - started, 1), "sampled_from": "ema",
+        "metrics": {"final": metrics},
+        "likelihood": likelihood,
+        "sampling": {**options, "s_per_1000": round(values["sampling_s_per_1000"]["value"], 2)},
+        "evaluation": {**protocol, "likelihood_split": f"{cfg.dataset}:test",
+                       "likelihood_estimator": likelihood["estimator"], "train_fingerprint": train_fingerprint},
+        "published": PUBLISHED.get(cfg.dataset),
+        "artifacts": {"samples": grid, "checkpoint": "checkpoint.pt", "log": "log.jsonl"},
+    }
+    run.write_record(record)
+    # the run's own evaluation is also the re-scoring of its default options: keep it for evaluate_run
+    cache, digest = cache_path(run, options=options, metrics=tuple(cfg.eval_metrics), ci=None, ci_resamples=100)
+    keep(cache, values=metrics, protocol={**protocol, "likelihood_split": f"{cfg.dataset}:test",
+                                          "likelihood_estimator": likelihood["estimator"]}, digest=digest)
+    return run.read_record()
+
+
+def evaluate_run(run_dir, *, which: str, metrics: tuple[str, ...], ci: float | None = None, ci_resamples: int = 100,
+                 **options) -> tuple[dict, dict]:
+    """Re-score a run's final checkpoint with evaluation-time options; the run's bound is added from its record
+    (it does not depend on the sampler). Sample results are kept in ``<run>/evaluations/<key>.json``, keyed by
+    the checkpoint's sha256, the options, the metrics and the CI settings, so an interrupted sweep resumes where
+    it stopped and several processes can share one (``trainers.diffusion.sweep``)."""
+    run = RunDir(run_dir)
+    cfg, model, diffusion, state = load_run(run_dir, which=which)
+    if state["step"] != cfg.steps:
+        raise GenevalInputError(f"{run.checkpoint} is at step {state['step']} of {cfg.steps}: training has not finished")
+    chosen = sample_protocol(cfg, sampler=options.get("sampler"), sampling_steps=options.get("sampling_steps"),
+                             eta=options.get("eta"), num_samples=options.get("eval_samples"))
+    cache, digest = cache_path(run, options=chosen, metrics=metrics, ci=ci, ci_resamples=ci_resamples)
+    if cache.is_file():
+        kept = json.loads(cache.read_text())
+        values, protocol = kept["metrics"], kept["protocol"]
+    else:
+        values, protocol = score_samples(cfg, model, diffusion, options=chosen, metrics=metrics, run=run, ci=ci,
+                                         ci_resamples=ci_resamples)
+        keep(cache, values=values, protocol=protocol, digest=digest)
+        values, protocol = json.loads(json.dumps(values, default=str)), json.loads(json.dumps(protocol, default=str))
+    if run.finished():
+        record = run.read_record()
+        for name in ("test_bits_per_dim", "test_nats"):
+            if name in record["metrics"]["final"]:
+                values[name] = record["metrics"]["final"][name]
+        for name in ("likelihood_split", "likelihood_estimator"):
+            protocol[name] = record["evaluation"].get(name)
+    return values, protocol
+
+
+def cache_path(run: RunDir, *, options: dict, metrics: tuple[str, ...], ci: float | None,
+               ci_resamples: int) -> tuple[Path, str]:
+    """Where the evaluation of the run's checkpoint with ``options`` is kept, and the checkpoint's sha256."""
+    digest = hashlib.sha256(run.checkpoint.read_bytes()).hexdigest()
+    key = hashlib.sha256(json.dumps({"checkpoint": digest, "options": options, "metrics": list(metrics), "ci": ci,
+                                     "ci_resamples": ci_resamples if ci else None}, sort_keys=True).encode()).hexdigest()
+    return run.file(f"evaluations/{key[:20]}.json"), digest
+
+
+def keep(cache: Path, *, values: dict, protocol: dict, digest: str) -> None:
+    from geneval.atomic import write_text_atomic
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cache, json.dumps({"metrics": values, "protocol": protocol, "checkpoint_sha256": digest},
+                                        indent=1, default=str))

@@ -21,6 +21,15 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
     return height, width
 
 
+def _write_output(path: str, write) -> None:
+    """Run ``write()`` (an atomic write of ``path``); a full disk or a read-only folder is one line, not a traceback."""
+    try:
+        write()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise GenevalInputError(f"cannot write {path} ({reason}); any previous {path} is unchanged") from None
+
+
 class _UserErrors(click.Group):
     """Turn a user's mistake into one line on stderr and exit status 2, instead of a traceback."""
 
@@ -141,9 +150,9 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
     record = run_score(samples, ref, options=options, value_range=value_range, resize=_parse_size(resize))
     for warning in record.warnings:
         click.echo(f"warning: {warning}", err=True)
+    click.echo(record.to_json() if as_json else record.table())  # shown even if writing -o fails below
     if out:
-        write_text_atomic(out, record.to_json() + "\n")
-    click.echo(record.to_json() if as_json else record.table())
+        _write_output(out, lambda: write_text_atomic(out, record.to_json() + "\n"))
 
 
 @main.command()
@@ -160,17 +169,18 @@ def stats(ref, out, layer, num, features, mode, weights, batch_size, no_cache, q
       geneval stats cifar10:train -o cifar10_train.npz --features inception-v3-fid
       geneval stats real_images/ -o real.npz --mode pytorch-fid
     """
-    from geneval.evaluate import ScoreOptions, build_extractor, default_extractor, reference_features
+    from geneval.evaluate import ScoreOptions, build_extractor, default_extractor, open_reference, reference_features
     from geneval.stats_io import write_stats_npz
 
+    source = open_reference(ref, num_ref=num, num_option="--num")  # cheap checks before any weights are resolved
     extractor = build_extractor(features or default_extractor(ref), mode=mode, weights=weights, device="cpu")
     layer = layer or extractor.default_layer("fid")
     if layer not in extractor.info.layers:
         raise GenevalInputError(f"layer {layer!r} is not one of {sorted(extractor.info.layers)}")
     options = ScoreOptions(num_ref=num, batch_size=batch_size, use_cache=not no_cache, progress=not quiet)
-    feature_set, info = reference_features(ref, extractor, (layer,), options, needs_features=False)
+    feature_set, info = reference_features(source, extractor, (layer,), options, needs_features=False)
     provenance = {**extractor.info.as_dict(), "layer": layer, "reference": info}
-    write_stats_npz(out, feature_set.gaussian(layer), provenance)
+    _write_output(out, lambda: write_stats_npz(out, feature_set.gaussian(layer), provenance))
     click.echo(json.dumps({"out": out, "count": feature_set.count, "layer": layer, **extractor.info.as_dict(),
                            "reference_cache": info.get("cache")}))
 

@@ -265,7 +265,7 @@ def _load_npz(path: Path, split: str, channels_last: bool) -> tuple[np.ndarray, 
 def _decode_npz(path: Path, split: str, channels_last: bool, stamp: tuple) -> tuple[np.ndarray, np.ndarray]:
     log.info("decoding %s (%s)", path, split)
     try:
-        with np.load(path) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             images, labels = archive[f"x_{split}"], archive[f"y_{split}"]
     except (OSError, ValueError, KeyError) as exc:
         raise GenevalInputError(f"{path}: cannot read x_{split}/y_{split} ({exc}); expected an .npz archive "

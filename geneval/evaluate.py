@@ -83,39 +83,51 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         raise GenevalInputError(f"metrics {', '.join(needing)} need a reference (--ref)")
 
     started = time.perf_counter()
-    extractor_name = opts.features or default_extractor(ref)
-    extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
-    gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num)
+    # Cheap checks first: every input is opened and validated (headers, shapes, dtypes, values, stats files)
+    # before any weights are resolved or a network runs, so a bad file is never reported after a download.
+    gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num, num_option="--num")
     needing_labels = [s.name for s in specs if s.needs_labels]
     if needing_labels and not gen_source.has_labels:  # fail before any feature pass, not after
         raise GenevalInputError(
             f"{', '.join(needing_labels)} needs class labels for the generated samples; {gen_source.name} has none "
             "(use class sub-folders, an .npz with labels, labels=..., or a generator returning (images, labels))"
         )
+    needs_ref = any(s.needs_reference for s in specs)
+    ref_input = open_reference(ref, num_ref=opts.num_ref) if needs_ref else None
+    heldout_input = None
+    if opts.heldout is not None and any(s.needs_heldout for s in specs):
+        heldout_input = open_reference(opts.heldout, num_ref=None)
+    if isinstance(ref_input, StatsFile) and any(s.reference_needs_features for s in specs if s.needs_reference):
+        raise GenevalInputError(f"{ref} holds only mu/sigma statistics; KID and k-NN metrics need reference images")
+
+    extractor_name = opts.features or default_extractor(ref)
+    extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
     # Metrics of images (MS-SSIM) read no layer; one layer is still extracted for the count and labels.
     gen_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.role != IMAGES_ROLE))
     gen_layers = gen_layers or (extractor.default_layer("fid"),)
     ref_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.needs_reference))
 
     warnings: list[str] = []
-    ref_set, ref_info = (None, {})
-    if ref_layers:
-        needs_ref_features = any(s.reference_needs_features for s in specs)
-        ref_set, ref_info = reference_features(ref, extractor, ref_layers, opts, needs_features=needs_ref_features)
+    # The generated side first: a file that only fails when decoded (a truncated JPEG) stops the run before
+    # anything is written to the reference cache.
     gen_fingerprint = ContentFingerprint()
     gen_set = extract_features(
         gen_source, extractor, gen_layers, batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress,
         desc="generated features", fingerprint=gen_fingerprint,
     )
+    ref_set, ref_info = (None, {})
+    if ref_layers:
+        needs_ref_features = any(s.reference_needs_features for s in specs)
+        ref_set, ref_info = reference_features(ref_input, extractor, ref_layers, opts, needs_features=needs_ref_features)
 
     heldout_set, heldout_info = (None, None)
     heldout_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.needs_heldout))
-    if heldout_layers and opts.heldout is not None:
-        heldout_set, heldout_info = reference_features(opts.heldout, extractor, heldout_layers,
+    if heldout_layers and heldout_input is not None:
+        heldout_set, heldout_info = reference_features(heldout_input, extractor, heldout_layers,
                                                        replace(opts, num_ref=None), needs_features=True)
     sources = {"gen_source": gen_source, "heldout": heldout_set}
-    if opts.out_dir is not None and ref is not None and not is_stats_file(ref):
-        sources["ref_source"] = open_source(ref, num=opts.num_ref)  # for pictures of reference samples
+    if opts.out_dir is not None and isinstance(ref_input, Source):
+        sources["ref_source"] = ref_input  # for pictures of reference samples
     results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings, sources) for spec in specs]
     provenance = {
         "geneval_version": _version(),
@@ -153,11 +165,37 @@ def build_extractor(name: str, *, mode: str | None, weights: str | None, device:
     return factory(**kwargs)
 
 
-def reference_features(ref, extractor, layers, opts: ScoreOptions, *, needs_features: bool) -> tuple[FeatureSet, dict]:
-    """Reference features for ``layers``: from a mu/sigma file, the cache, or one extraction pass."""
+@dataclass(frozen=True)
+class StatsFile:
+    """A mu/sigma ``.npz`` read and validated by ``open_reference`` (before any extractor is built)."""
+
+    path: str
+    stats: object  # GaussianStats
+    provenance: dict
+
+
+def open_reference(ref, *, num_ref: int | None, num_option: str = "--num-ref") -> "Source | StatsFile":
+    """Open and validate a reference: a mu/sigma statistics file, or anything ``open_source`` accepts.
+
+    Cheap: headers, shapes, dtypes and values are checked; no feature is computed and no weights are touched.
+    """
+    if isinstance(ref, (Source, StatsFile)):
+        return ref
     if is_stats_file(ref):
+        stats, provenance = read_stats_npz(ref)
+        return StatsFile(str(ref), stats, provenance)
+    return open_source(ref, num=num_ref, num_option=num_option)
+
+
+def reference_features(ref, extractor, layers, opts: ScoreOptions, *, needs_features: bool) -> tuple[FeatureSet, dict]:
+    """Reference features for ``layers``: from a mu/sigma file, the cache, or one extraction pass.
+
+    ``ref``: what ``open_reference`` returns, or anything it accepts (then opened here).
+    """
+    ref = open_reference(ref, num_ref=opts.num_ref)
+    if isinstance(ref, StatsFile):
         return _reference_from_stats_file(ref, extractor, layers, needs_features=needs_features)
-    source: Source = open_source(ref, num=opts.num_ref)
+    source: Source = ref
     count = len(source)
     info = {**source.describe(), "count": count}
     base = {**extractor.info.as_dict(), "count": count}
@@ -173,15 +211,16 @@ def reference_features(ref, extractor, layers, opts: ScoreOptions, *, needs_feat
         source, extractor, layers, batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress, desc="reference features"
     )
     if opts.use_cache:
-        cache.save_feature_set(keys, feature_set)
-        info.update(cache="miss (1 reference feature pass, now cached)", feature_passes=1)
+        written = cache.save_feature_set(keys, feature_set)
+        info.update(cache="miss (1 reference feature pass, now cached)" if written else
+                    "miss (1 reference feature pass; the cache could not be written)", feature_passes=1)
     else:
         info.update(cache="disabled (1 reference feature pass)", feature_passes=1)
     return feature_set, info
 
 
-def _reference_from_stats_file(path, extractor, layers, *, needs_features: bool) -> tuple[FeatureSet, dict]:
-    stats, provenance = read_stats_npz(path)
+def _reference_from_stats_file(ref: StatsFile, extractor, layers, *, needs_features: bool) -> tuple[FeatureSet, dict]:
+    path, stats, provenance = ref.path, ref.stats, ref.provenance
     if needs_features:
         raise GenevalInputError(f"{path} holds only mu/sigma statistics; KID and k-NN metrics need reference images")
     recorded = provenance.get("extractor")
@@ -191,7 +230,7 @@ def _reference_from_stats_file(path, extractor, layers, *, needs_features: bool)
     if len(layers) != 1 or (expected_dim > 0 and stats.dim != expected_dim):
         raise GenevalInputError(
             f"{path}: statistics of dimension {stats.dim} do not fit layer {layers[0]!r} of {extractor.info.name} "
-            f"({extractor.info.layers[layers[0]]})"
+            f"(dimension {extractor.info.layers[layers[0]]})"
         )
     info = {"kind": "stats-file", "path": str(path), "count": stats.count, "cache": "statistics file", "feature_passes": 0,
             "file_provenance": provenance}

@@ -29,8 +29,13 @@ def protocol_keys(trainer) -> tuple[str, ...]:
 def append_line(path: Path, line: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # a writer killed mid-line left a torn last line: end it, so this record is not glued onto it and
+            # dropped with it by read_lines (records are appended by one parent process at a time)
+            data = b"\n" + data
         written = os.write(fd, data)
         if written != len(data):  # a regular file takes the whole line; anything else is a broken disk
             raise OSError(f"short write to {path}: {written} of {len(data)} bytes")

@@ -37,6 +37,7 @@ def open_source(
     labels=None,
     num: int | None = None,
     seed: int = 0,
+    num_option: str = "--num",
 ) -> Source:
     """Open ``spec`` as a ``Source`` (see the module docstring for the kinds accepted).
 
@@ -45,6 +46,7 @@ def open_source(
     labels: int labels replacing the source's own: an array/tensor, ``file.h5:dataset``, ``.npy`` or ``.npz[:key]``.
     num: use the first ``num`` items (an error if there are fewer); required for a generator.
     seed: first sample seed of a generator (sample j uses seed + j).
+    num_option: how ``num`` is named in errors (the CLI passes ``--num`` or ``--num-ref``).
     """
     size = parse_resize(resize)
     if num is not None and (isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1):
@@ -73,7 +75,7 @@ def open_source(
             raise GenevalInputError("labels= does not apply to a generator; return (images, labels) from fn instead")
         values, origin = load_labels(labels, what="labels")
         source.set_labels(values, origin=origin)
-    source.take(num)
+    source.take(num, option=num_option)
     log.info("opened %s", source.description)
     return source
 
@@ -94,6 +96,8 @@ def _open_path(text: str, *, value_range, resize) -> Source:
             f"{path}: cannot read {suffix or 'extension-less'} files as a sample set; expected a folder of images, "
             ".npz, .npy or .h5:dataset"
         )
+    if path.exists():  # neither a folder nor a regular file: never opened (a FIFO would block)
+        raise GenevalInputError(f"{path}: not a regular file or folder; expected a folder of images, .npz, .npy or .h5")
     keyed = split_keyed(text)
     if keyed is not None and Path(keyed[0]).expanduser().is_file():
         file = Path(keyed[0]).expanduser()

@@ -17,6 +17,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import torch
 
 from geneval.errors import GenevalInputError
 from geneval.sources.base import (
@@ -71,6 +72,7 @@ class ArraySource(Source):
         if len(array):
             # Convert one item now: a float array without a declared range fails here, not mid-run.
             to_uint8_nchw(array[0:1], layout, value_range=value_range, what=name)
+            _scan_values(array, value_range, what=name)
         super().__init__(
             name=name,
             path=path,
@@ -120,8 +122,37 @@ class HDF5Source(ArraySource):
             raise GenevalInputError(f"{self._file}: cannot read items {start}..{stop - 1} of '{self._dataset}' ({exc})") from exc
 
 
+_SCAN_ELEMENTS = 1 << 24  # values per chunk of the open-time scan (128 MB of float64 at most)
+
+
+def _scan_values(array: Any, value_range, *, what: str) -> None:
+    """Check every value of a non-uint8 array at open time, in chunks: floats must be finite, integers without a
+    declared range must lie in 0..255. One streaming pass, so a NaN in the last image fails before any network."""
+    dtype = array.dtype
+    is_float = dtype.is_floating_point if isinstance(dtype, torch.dtype) else np.dtype(dtype).kind == "f"
+    is_uint8 = dtype == torch.uint8 if isinstance(dtype, torch.dtype) else np.dtype(dtype) == np.uint8
+    if is_uint8 or (not is_float and value_range is not None):
+        return
+    per_item = max(1, int(np.prod(array.shape[1:])))
+    step = max(1, _SCAN_ELEMENTS // per_item)
+    low, high, bad = None, None, 0
+    for start in range(0, len(array), step):
+        chunk = array[start:start + step]
+        chunk = chunk.detach().cpu().numpy() if isinstance(chunk, torch.Tensor) else np.asarray(chunk)
+        if is_float:
+            bad += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+        elif chunk.size:
+            low = int(chunk.min()) if low is None else min(low, int(chunk.min()))
+            high = int(chunk.max()) if high is None else max(high, int(chunk.max()))
+    if bad:
+        raise GenevalInputError(f"{what}: {bad} NaN or infinite values; expected finite pixel values")
+    if low is not None and (low < 0 or high > 255):
+        raise GenevalInputError(f"{what}: integer values span [{low}, {high}]; expected 0..255 (or pass --range)")
+
+
 def open_npz(file: Path, key: str | None, *, value_range, resize) -> ArraySource:
     """``samples.npz`` (arr_0 [+ arr_1 labels], or x/images [+ y/labels]) or ``file.npz:key``."""
+    check_magic(file, (b"PK\x03\x04", b"PK\x05\x06"), "an .npz (zip) archive written by numpy.savez")
     try:
         with np.load(file, allow_pickle=False) as archive:
             keys = list(archive.files)
@@ -131,7 +162,7 @@ def open_npz(file: Path, key: str | None, *, value_range, resize) -> ArraySource
     except GenevalInputError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise GenevalInputError(f"{file}: cannot read as .npz ({exc})") from exc
+        raise GenevalInputError(f"{file}: cannot read as .npz ({_array_reason(exc)})") from None
     label_array = None
     if labels is not None:
         label_array = as_labels(labels, what=f"{file.name} key '{label_key}'")
@@ -144,10 +175,11 @@ def open_npz(file: Path, key: str | None, *, value_range, resize) -> ArraySource
 
 def open_npy(file: Path, *, value_range, resize) -> ArraySource:
     """A single ``.npy`` array, memory-mapped so that only the slices being read are in memory."""
+    check_magic(file, (b"\x93NUMPY",), "an .npy file written by numpy.save")
     try:
         array = np.load(file, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
-        raise GenevalInputError(f"{file}: cannot read as .npy ({exc})") from exc
+        raise GenevalInputError(f"{file}: cannot read as .npy ({_array_reason(exc)})") from None
     return ArraySource(array, kind="npy", name=file.name, path=str(file), value_range=value_range, resize=resize)
 
 
@@ -199,6 +231,28 @@ def load_labels(labels, *, what: str) -> tuple[np.ndarray, str]:
 # ---- internals -----------------------------------------------------------------------------------------
 
 
+def check_magic(file: Path, magics: tuple[bytes, ...], expected: str) -> None:
+    """Refuse a file whose first bytes are not one of ``magics`` before numpy (or its pickle fallback) reads it."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise GenevalInputError(f"{file}: cannot open ({exc.strerror})") from None
+    if not head:
+        raise GenevalInputError(f"{file}: zero-byte file; expected {expected}")
+    if not any(head.startswith(magic) for magic in magics):
+        raise GenevalInputError(f"{file}: starts with bytes {head[:6]!r}; expected {expected}")
+
+
+def _array_reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    if "allow_pickle" in text or "Python objects" in text or "Object arrays" in text:
+        return "it holds Python objects (a pickle); refused without unpickling, since allow_pickle=False; expected numeric arrays"
+    if isinstance(exc, zipfile.BadZipFile) or "zip" in text.lower():
+        return f"not a zip archive ({text[:60]}); expected a file written by numpy.savez"
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 def _npz_keys(file: Path, keys: list[str], key: str | None) -> tuple[str, str | None]:
     if key is not None:
         if key not in keys:
@@ -222,7 +276,7 @@ def _open_h5(file: Path) -> h5py.File:
     try:
         return h5py.File(file, "r")
     except OSError as exc:
-        raise GenevalInputError(f"{file}: cannot open as HDF5 ({exc})") from exc
+        raise GenevalInputError(f"{file}: cannot open as HDF5 ({_array_reason(exc)}); expected an HDF5 file") from None
 
 
 def _pick_h5_dataset(handle: h5py.File, file: Path, dataset: str | None) -> str:

@@ -194,13 +194,15 @@ class Source(abc.ABC):
         self.class_names = None
         self._fingerprints.clear()
 
-    def take(self, num: int | None) -> None:
+    def take(self, num: int | None, *, option: str = "--num") -> None:
         """Keep only the first ``num`` items (all if None); at least two must remain."""
         if num is not None:
             if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
                 raise GenevalInputError(f"num {num!r} is invalid; expected a positive integer")
             if num > self._available:
-                raise GenevalInputError(f"{self.name} has {self._available} images; --num {num} requested")
+                raise GenevalInputError(
+                    f"{self.name} has {self._available} images; {option} {num} requested; expected at most {self._available}"
+                )
             self._count = int(num)
             self._fingerprints.clear()
         if self._count < MIN_IMAGES:

@@ -29,7 +29,7 @@ from geneval.sources.base import (
     resize_uint8,
     to_uint8_nchw,
 )
-from geneval.sources.folder import GRAYSCALE_MODES
+from geneval.sources.folder import GRAYSCALE_MODES, _to_mode
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class DatasetSource(Source):
     def _image(self, image, *, where: str) -> torch.Tensor:
         if isinstance(image, Image.Image):
             self._layout = "PIL images"
-            return pil_to_chw(image.convert("L" if image.mode in GRAYSCALE_MODES else "RGB"))
+            return pil_to_chw(_to_mode(image, "L" if image.mode in GRAYSCALE_MODES else "RGB"))
         if isinstance(image, np.ndarray):
             image = torch.from_numpy(np.array(image, dtype=image.dtype.newbyteorder("=")))
         if not isinstance(image, torch.Tensor):

@@ -357,7 +357,7 @@ def rescore(out: str | Path) -> dict:
     record = run.read_record()
     config = json.loads(run.file("config.json").read_text())
     data = TrainingData(record["dataset"], seed=record["seed"], train_num=2)
-    samples = torch.from_numpy(np.load(run.file("samples.npz"))["samples"])
+    samples = torch.from_numpy(np.load(run.file("samples.npz"), allow_pickle=False)["samples"])
 
     class Settings:  # what score_samples reads from a config
         sample_features = config.get("sample_features")

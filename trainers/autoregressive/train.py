@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from geneval.errors import GenevalInputError
 from trainers.autoregressive.models import FVSBN, MADE, NADE, GatedPixelCNN, PixelCNN
-from trainers.common.likelihood_training import LikelihoodTrainConfig, Spec, TrainingData, load_for_likelihood
+from trainers.common.likelihood_training import (LikelihoodTrainConfig, Spec, TrainingData, load_for_likelihood,
+                                                   model_config)
 from trainers.common.seeding import derived_seed
 
 PYTORCH_GENERATIVE = "pytorch-generative README (dynamically binarised MNIST, test NLL in nats)"
@@ -109,17 +110,7 @@ BUDGET_NAMES = ("smoke", "small", "paper")
 
 def make_config(model: str, *, budget: str, dataset: str, overrides: dict) -> AutoregressiveConfig:
     """The config of ``model`` at ``budget`` on ``dataset``, with ``--set`` overrides, validated."""
-    from trainers.common.config import apply_overrides
-
-    if budget not in BUDGET_NAMES:
-        raise GenevalInputError(f"{model}: unknown budget {budget!r}; known: {', '.join(BUDGET_NAMES)}")
-    fields = {**BUDGETS[model][budget], **BUDGETS[model].get(f"{budget}:{dataset}", {})}
-    base = AutoregressiveConfig(model=model, dataset=dataset, **fields)
-    if "model" in overrides:
-        raise GenevalInputError("model is chosen by the command (geneval train <model>), not by --set model=")
-    config = apply_overrides(base, overrides, what=f"{model} config")
-    config.validate()
-    return config
+    return model_config(AutoregressiveConfig, model, BUDGETS, budget=budget, dataset=dataset, overrides=overrides)
 
 
 def load_likelihood_model(state: dict):

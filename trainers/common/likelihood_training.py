@@ -331,6 +331,22 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
     return run.read_record()
 
 
+def model_config(config_class: type, model: str, budgets: dict, *, budget: str, dataset: str, overrides: dict):
+    """The config of ``model`` at ``budget`` on ``dataset`` (``budgets[model][budget]``, then its
+    ``"<budget>:<dataset>"`` entry), with ``--set`` overrides, validated — for families whose command names the model."""
+    from trainers.common.config import apply_overrides
+
+    if budget not in budgets[model]:
+        known = ", ".join(b for b in budgets[model] if ":" not in b)
+        raise GenevalInputError(f"{model}: unknown budget {budget!r}; known: {known}")
+    fields = {**budgets[model][budget], **budgets[model].get(f"{budget}:{dataset}", {})}
+    if "model" in overrides:
+        raise GenevalInputError("model is chosen by the command (geneval train <model>), not by --set model=")
+    config = apply_overrides(config_class(model=model, dataset=dataset, **fields), overrides, what=f"{model} config")
+    config.validate()
+    return config
+
+
 def load_for_likelihood(state: dict, specs: dict[str, Spec], config_class: type) -> LikelihoodAdapter:
     """Rebuild a checkpoint's model as a LikelihoodModel (the ``geneval.likelihood`` entry points use it)."""
     spec = specs.get(state.get("model_name"))

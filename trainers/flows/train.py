@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 
 from geneval.errors import GenevalInputError
-from trainers.common.likelihood_training import LikelihoodTrainConfig, Spec, TrainingData, load_for_likelihood
+from trainers.common.likelihood_training import (LikelihoodTrainConfig, Spec, TrainingData, load_for_likelihood,
+                                                   model_config)
 from trainers.flows.models import PRIORS, check_shape, glow, nice, realnvp
 
 PUBLISHED_BITS_PER_DIM = {  # 8-bit MNIST, test bits/dim under uniform dequantisation
@@ -127,19 +128,9 @@ BUDGET_NAMES = ("smoke", "small", "paper")
 
 def make_config(model: str, *, budget: str, dataset: str, overrides: dict) -> FlowsConfig:
     """The config of ``model`` at ``budget`` on ``dataset``, with ``--set`` overrides, validated."""
-    from trainers.common.config import apply_overrides
-
     if model not in BUDGETS:
         raise GenevalInputError(f"unknown flow {model!r}; known: {', '.join(BUDGETS)}")
-    if budget not in BUDGET_NAMES:
-        raise GenevalInputError(f"{model}: unknown budget {budget!r}; known: {', '.join(BUDGET_NAMES)}")
-    fields = {**BUDGETS[model][budget], **BUDGETS[model].get(f"{budget}:{dataset}", {})}
-    base = FlowsConfig(model=model, dataset=dataset, **fields)
-    if "model" in overrides:
-        raise GenevalInputError("model is chosen by the command (geneval train <model>), not by --set model=")
-    config = apply_overrides(base, overrides, what=f"{model} config")
-    config.validate()
-    return config
+    return model_config(FlowsConfig, model, BUDGETS, budget=budget, dataset=dataset, overrides=overrides)
 
 
 def load_likelihood_model(state: dict):

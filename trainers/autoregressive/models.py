@@ -317,27 +317,10 @@ class ResidualBlock(nn.Module):
 
 
 class ConvAutoregressive(Autoregressive):
-    """Sampling for convolutional models: pixel (i, j)'s logits depend only on input rows i − R … i (R =
-    ``vertical_reach``), so each step runs the network on that band of rows instead of the whole image.
-    Exact (the test compares it with the uncached sampler); about (R + 1)/H of the work."""
+    """Convolutional models sample with every activation computed once (trainers/autoregressive/fast_sampling.py):
+    one forward pass per image in all, instead of one per pixel (``sample_uncached``, the reference)."""
 
-    vertical_reach = 0
-
-    @property
-    def sampling_note(self) -> str:
-        return f"cached: each pixel runs the network on the {self.vertical_reach + 1} rows it can see, not all {self.shape[1]}"
-
-    def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
-        c, h, w = self.shape
-        u = sample_uniforms(num, self.num_dims, seed=seed, first=first).view(num, c, h, w)
-        x = torch.zeros(num, c, h, w, dtype=torch.uint8)
-        for i in range(h):
-            top = max(0, i - self.vertical_reach)
-            for j in range(w):
-                band = self.logits(x[:, :, top:i + 1], labels)  # [B, K, C, rows, W]
-                for k in range(c):
-                    x[:, k, i, j] = draw(band[:, :, k, i - top, j], u[:, k, i, j])
-        return x
+    sampling_note = "cached: every activation computed once, at its position (fast_sampling.py)"
 
 
 class PixelCNN(ConvAutoregressive):
@@ -351,7 +334,11 @@ class PixelCNN(ConvAutoregressive):
         self.blocks = nn.Sequential(*(ResidualBlock(channels) for _ in range(num_blocks)))
         self.out1 = nn.Conv2d(2 * channels, out_channels, 1)
         self.out2 = nn.Conv2d(out_channels, self.num_logits * c, 1)
-        self.vertical_reach = 3 + num_blocks
+
+    def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
+        from trainers.autoregressive.fast_sampling import sample_pixelcnn
+
+        return sample_pixelcnn(self, num, seed=seed, first=first)
 
     def logits(self, x, labels=None):
         h = self.blocks(self.first(self.scaled(x)))
@@ -409,7 +396,11 @@ class GatedPixelCNN(ConvAutoregressive):
         )
         self.out1 = nn.Conv2d(channels, out_channels, 1)
         self.out2 = nn.Conv2d(out_channels, self.num_logits * c, 1)
-        self.vertical_reach = 1 + sum(layer.k // 2 for layer in self.layers)
+
+    def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
+        from trainers.autoregressive.fast_sampling import sample_gated
+
+        return sample_gated(self, num, seed=seed, first=first, labels=labels)
 
     def logits(self, x, labels=None):
         if self.conditional and labels is None:

@@ -27,6 +27,7 @@ import pandas as pd
 from geneval import family
 from geneval.atomic import write_bytes_atomic, write_text_atomic
 from geneval.leaderboard import records as rec
+from geneval.leaderboard.markdown import blocks, inline
 from geneval.leaderboard.runner import plan, records_path
 from geneval.leaderboard.spec import Spec, load_spec, metric_label
 
@@ -361,12 +362,13 @@ def html_page(spec: Spec, header, cells, keys, footer: list[str], findings: list
     out = ["<!DOCTYPE html>", "<html><head><meta charset=\"utf-8\">", f"<title>{e(spec.title)}</title>",
            "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
-           "{text-align:left}th{cursor:pointer;background:#f4f4f4}</style>",
+           "{text-align:left}th{cursor:pointer;background:#f4f4f4}.scroll{overflow-x:auto;max-width:100%}"
+           "code{background:#f4f4f4;padding:0 2px}</style>",
            f"<script>{_SORT_JS}</script></head><body>", "<p><a href=\"index.html\">All leaderboards</a></p>",
            f"<h1>{e(spec.title)}</h1>"]
     if spec.paper:
-        out.append(f"<p>Reproduces: {e(spec.paper)}</p>")
-    out.append("<p>Click a column header to sort.</p><table><thead><tr>"
+        out.append(f"<p>Reproduces: {inline(spec.paper)}</p>")
+    out.append("<p>Click a column header to sort.</p><div class=\"scroll\"><table><thead><tr>"
                + "".join(f"<th onclick=\"sortBy(this)\">{e(h)}</th>" for h in header) + "</tr></thead><tbody>")
     for row, row_keys in zip(cells, keys):
         tds = []
@@ -374,13 +376,13 @@ def html_page(spec: Spec, header, cells, keys, footer: list[str], findings: list
             value = text if key is None else repr(float(key))
             tds.append(f"<td data-v=\"{e(str(value))}\">{e(text)}</td>")
         out.append("<tr>" + "".join(tds) + "</tr>")
-    out.append("</tbody></table>")
-    out += [f"<p>{e(line)}</p>" for line in footer]
+    out.append("</tbody></table></div>")
+    out += [f"<p>{inline(line)}</p>" for line in footer]
     out.append("<h2>Findings of the papers at this scale</h2><ul>")
-    out += [f"<li>{e(line[2:])}</li>" for line in findings]
+    out += [f"<li>{inline(line[2:])}</li>" for line in findings]
     out.append("</ul>")
     if spec.notes:
-        out += ["<h2>Notes</h2>", f"<p>{e(spec.notes)}</p>"]
+        out += ["<h2>Notes</h2>", blocks(spec.notes)]
     images = [f"{spec.name}_metrics.png"] + ([f"{spec.name}_tradeoff.png"] if spec.columns["tradeoff"] else [])
     out += [f"<p><img src=\"{name}\" alt=\"{name}\"></p>" for name in images]
     out.append("</body></html>\n")
@@ -404,20 +406,40 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
 
     names = list(frame["row"])
     metrics = spec.columns["metrics"]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
+    whiches = spec.columns["which"]
+    # Few rows: one panel per metric with the rows along x. Many rows (their names would overlap on a
+    # horizontal axis): rows down the y axis, one line per row, the panels side by side sharing it.
+    vertical = len(names) > 10
+    if vertical:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 2.5, 1.2 + 0.3 * len(names)),
+                                 squeeze=False, sharey=True)
+    else:
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4.0), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        for offset, which in enumerate(spec.columns["which"]):
+        for offset, which in enumerate(whiches):
             prefix = f"{metric}_{which}"
-            xs = [i + 0.15 * offset for i in range(len(names))]
+            positions = [i + 0.15 * offset for i in range(len(names))]
             means = [v if _number(v) else float("nan") for v in frame[f"{prefix}_mean"]]
             errs = [(uncertainty(r, prefix)[0] or 0.0) for _, r in frame.iterrows()]
-            ax.errorbar(xs, means, yerr=errs, fmt="o", capsize=3, label=which)
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(names, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
+            if vertical:
+                ax.errorbar(means, positions, xerr=errs, fmt="o", capsize=3, label=which)
+            else:
+                ax.errorbar(positions, means, yerr=errs, fmt="o", capsize=3, label=which)
         label, higher_is_better = metric_label(metric)
-        ax.set_title(label + (" (higher is better)" if higher_is_better else " (lower is better)"))
-        if len(spec.columns["which"]) > 1:
+        title = label + (" (higher is better)" if higher_is_better else " (lower is better)")
+        if vertical:
+            ax.set_yticks(range(len(names)))
+            ax.set_yticklabels(names, fontsize=8)
+            ax.grid(axis="y", color="#eee")
+            ax.set_title(title, fontsize=9)
+        else:
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels(names, rotation=35, ha="right", rotation_mode="anchor", fontsize=8)
+            ax.set_title(title)
+        if len(whiches) > 1:
             ax.legend(fontsize=8)
+    if vertical:
+        axes[0][0].invert_yaxis()  # the first row on top, as in the table (the y axis is shared)
     fig.suptitle(spec.title, fontsize=10)
     fig.tight_layout()
     out = {f"{spec.name}_metrics.png": _png(fig)}

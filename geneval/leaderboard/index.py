@@ -12,6 +12,7 @@ import html
 from pathlib import Path
 
 from geneval.atomic import write_text_atomic
+from geneval.leaderboard.markdown import inline
 from geneval.leaderboard.runner import records_path
 from geneval.leaderboard.spec import load_spec
 
@@ -36,7 +37,7 @@ def write_index(specs_dir: Path, *, records_dir: Path | None = None, tables_dir:
         outcome = ", ".join(f"{kinds.count(v)} {v}" for v in VERDICTS if kinds.count(v))
         out += ["<section>", f"<h2><a href=\"{e(spec.name)}.html\">{e(spec.title)}</a></h2>"]
         if spec.paper:
-            out.append(f"<p>Reproduces: {e(spec.paper)}</p>")
+            out.append(f"<p>Reproduces: {inline(spec.paper)}</p>")
         out.append(f"<p class=\"state\">{len(table.lines)} of {table.expected} (row, seed) recorded"
                    + (f"; findings: {e(outcome)}" if outcome else "") + ". "
                    f"<a href=\"{e(spec.name)}.md\">Markdown</a> · <a href=\"{e(spec.name)}.csv\">CSV</a> · "

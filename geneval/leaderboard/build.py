@@ -363,7 +363,7 @@ def html_page(spec: Spec, header, cells, keys, footer: list[str], findings: list
            "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
            "{text-align:left}th{cursor:pointer;background:#f4f4f4}.scroll{overflow-x:auto;max-width:100%}"
-           "code{background:#f4f4f4;padding:0 2px}</style>",
+           "code{background:#f4f4f4;padding:0 2px}img{max-width:100%}</style>",
            f"<script>{_SORT_JS}</script></head><body>", "<p><a href=\"index.html\">All leaderboards</a></p>",
            f"<h1>{e(spec.title)}</h1>"]
     if spec.paper:

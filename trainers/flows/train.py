@@ -12,7 +12,10 @@ says which flow each name (the *preset*) builds and the budgets (how long and ho
            paper's MNIST model); RealNVP 2 scales (28 → 14; the paper's 32×32 models have more), 3 + 3
            couplings per scale, ResNet-free 64-channel coupling nets (the paper: 8 residual blocks of 64
            features); Glow L = 2 levels (28 → 14 → 7, the paper's L = 3 needs 32×32), K = 32 steps, 512-channel
-           coupling nets (the paper: 512 features, K = 32). Hours to days on a CPU: resumable, never run here.
+           coupling nets (the paper: 512 features, K = 32). NICE and Glow: 150,000 steps (days on this CPU);
+           RealNVP: 30,000 steps of batch 64 (≈ 32 epochs; 0.4–0.6 s per step on one shared thread, so
+           3.5–5 h, trained over several sessions: its checkpoint is committed under
+           leaderboards/checkpoints/ and resumed with --resume).
 
 Likelihood kind ``elbo``: −log_prob is the uniform-dequantisation bound −E_u log p((x + u)/256) + D·log 256 ≥
 −log P(x), i.e. an ELBO with q(u | x) uniform, estimated with one u per test image (``models.eval_noise``).
@@ -28,10 +31,12 @@ from trainers.common.likelihood_training import (LikelihoodTrainConfig, Spec, Tr
                                                    model_config)
 from trainers.flows.models import PRIORS, check_shape, glow, nice, realnvp
 
-PUBLISHED_BITS_PER_DIM = {  # 8-bit MNIST, test bits/dim under uniform dequantisation
-    "nice": (4.34, "NICE as reported by pytorch-generative (MNIST, 8-bit dequantised, bits/dim)"),
-    "realnvp": (1.06, "RealNVP on MNIST as listed in Kingma & Dhariwal 2018 (Glow), Table 2"),
-    "glow": (1.05, "Kingma & Dhariwal 2018 (Glow), Table 2, MNIST"),
+PUBLISHED_BITS_PER_DIM = {  # test bits/dim of 8-bit data under uniform dequantisation, per dataset
+    "nice": {"mnist": (4.34, "NICE as reported by pytorch-generative (MNIST, 8-bit dequantised, bits/dim)")},
+    "realnvp": {"mnist": (1.06, "RealNVP on MNIST as listed in Kingma & Dhariwal 2018 (Glow), Table 2"),
+                "cifar10": (3.49, "Dinh et al. 2017 (RealNVP), Table 1, CIFAR-10")},
+    "glow": {"mnist": (1.05, "Kingma & Dhariwal 2018 (Glow), Table 2, MNIST"),
+             "cifar10": (3.35, "Kingma & Dhariwal 2018 (Glow), Table 2, CIFAR-10")},
 }
 NORMS = ("batchnorm", "actnorm", "none")
 FLOW_DATASETS = ("mnist", "fashion-mnist", "cifar10")  # 8-bit data only: a flow's density needs dequantisation
@@ -99,8 +104,9 @@ def _require(shape, squeezes: int, what: str) -> None:
 
 
 def published(model: str) -> dict:
-    bits, source = PUBLISHED_BITS_PER_DIM[model]
-    return {"mnist": {"bits_per_dim": bits, "nats": round(bits * 784 * math.log(2), 2), "source": source}}
+    dims = {"mnist": 784, "cifar10": 3072}
+    return {dataset: {"bits_per_dim": bits, "nats": round(bits * dims[dataset] * math.log(2), 2), "source": source}
+            for dataset, (bits, source) in PUBLISHED_BITS_PER_DIM[model].items()}
 
 
 SPECS = {name: Spec(family="flows", model=name, build=build, kind=lambda config: "elbo", published=published(name))
@@ -117,7 +123,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
              "paper": dict(steps=150000, batch_size=64, lr=1e-3, hidden=1000, num_hidden=5, num_samples=10000)},
     "realnvp": {"smoke": {**SMOKE, "hidden": 4, "num_couplings": 2},
                 "small": {**SMALL, "steps": 3500, "hidden": 32, "num_couplings": 2},
-                "paper": dict(steps=150000, batch_size=64, lr=1e-3, hidden=64, num_hidden=2, num_couplings=3,
+                "paper": dict(steps=30000, batch_size=64, lr=1e-3, hidden=64, num_hidden=2, num_couplings=3,
                               num_samples=10000)},
     "glow": {"smoke": {**SMOKE, "hidden": 4, "depth": 2},
              "small": {**SMALL, "steps": 6000, "hidden": 48, "depth": 6},

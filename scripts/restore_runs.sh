@@ -12,7 +12,10 @@ for folder in leaderboards/checkpoints/*/; do
         echo "restore_runs: $dest is newer than $folder; kept" >&2
         continue
     fi
-    mkdir -p "$dest"
-    find "$folder" -maxdepth 1 -type f ! -name SHA256SUMS ! -name DESTINATION -exec cp -p {} "$dest/" \;
+    # exactly the files SHA256SUMS lists (sub-folders such as evaluations/ included), each just verified
+    while read -r _ name; do
+        mkdir -p "$dest/$(dirname "$name")"
+        cp -p "$folder/$name" "$dest/$name"
+    done < "$folder/SHA256SUMS"
     echo "restore_runs: $folder → $dest" >&2
 done

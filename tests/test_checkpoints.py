@@ -47,3 +47,24 @@ def test_restore_refuses_a_tampered_folder(tmp_path):
     (folder / "checkpoint.pt").write_bytes(b"evil")
     bad = subprocess.run(["bash", "scripts/restore_runs.sh"], cwd=repo, capture_output=True, text=True)
     assert bad.returncode != 0 and "sha256 mismatch" in bad.stderr and not (repo / "runs").exists()
+
+
+def test_keep_then_restore_round_trip(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for script in ("keep_run.sh", "restore_runs.sh"):
+        shutil.copy(ROOT / "scripts" / script, repo / "scripts")
+    run = repo / "runs" / "leaderboards" / "diffusion-x"
+    (run / "evaluations").mkdir(parents=True)
+    files = {"checkpoint.pt": b"weights", "config.json": b"{}", "evaluations/ab.json": b"[1]", "log.jsonl": b""}
+    for name, data in files.items():
+        (run / name).write_bytes(data)
+    (run / "samples.npz").write_bytes(b"big")  # left out: samples are regenerated, not kept
+    subprocess.run(["bash", "scripts/keep_run.sh", "runs/leaderboards/diffusion-x"], cwd=repo, check=True)
+    kept = repo / "leaderboards" / "checkpoints" / "diffusion-x"
+    assert (kept / "DESTINATION").read_text().strip() == "runs/leaderboards/diffusion-x"
+    assert not (kept / "samples.npz").exists()
+    shutil.rmtree(repo / "runs")
+    subprocess.run(["bash", "scripts/restore_runs.sh"], cwd=repo, check=True)
+    for name, data in files.items():
+        assert (run / name).read_bytes() == data

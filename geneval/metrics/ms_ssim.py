@@ -3,7 +3,7 @@
 MS-SSIM (Wang, Simoncelli & Bovik 2003) of random pairs of samples from one set: high means the samples look
 alike (low diversity). AC-GAN reports the mean over 100 random pairs per class and compares it with real data's.
 
-MS-SSIM here follows the reference formulation (and ``pytorch_msssim`` / ``tf.image.ssim_multiscale``): 11-tap
+MS-SSIM here follows the reference formulation, built on the one SSIM of ``geneval/metrics/ssim.py`` (and ``pytorch_msssim`` / ``tf.image.ssim_multiscale``): 11-tap
 Gaussian window with σ = 1.5 applied separably without padding, K1 = 0.01, K2 = 0.03, data range 255, 2×2 average
 pooling between scales, contrast-structure terms of scales 1…M−1 and the full SSIM of scale M, each averaged over
 positions, clipped at 0, raised to the weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), then averaged over
@@ -22,11 +22,9 @@ from torch.nn import functional as F
 
 from geneval.errors import GenevalInputError
 from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.ssim import WINDOW, _ssim_terms, _window
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-WINDOW = 11
-SIGMA = 1.5
-K1, K2 = 0.01, 0.03
 DEFAULT_PAIRS = 100
 
 
@@ -38,30 +36,6 @@ def num_scales(height: int, width: int) -> int:
     if scales == 0:
         raise GenevalInputError(f"MS-SSIM: images of {height}×{width} are smaller than the {WINDOW}-pixel window")
     return scales
-
-
-def _window() -> torch.Tensor:
-    x = torch.arange(WINDOW, dtype=torch.float64) - WINDOW // 2
-    g = torch.exp(-(x**2) / (2 * SIGMA**2))
-    return g / g.sum()
-
-
-def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def _ssim_terms(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor, data_range: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-(image, channel) mean SSIM and mean contrast-structure term, each ``[B, C]``."""
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    mu_x, mu_y = _blur(x, g), _blur(y, g)
-    var_x = _blur(x * x, g) - mu_x**2
-    var_y = _blur(y * y, g) - mu_y**2
-    cov = _blur(x * y, g) - mu_x * mu_y
-    cs = (2 * cov + c2) / (var_x + var_y + c2)
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    return (luminance * cs).mean(dim=(2, 3)), cs.mean(dim=(2, 3))
 
 
 def ms_ssim(a, b, *, data_range: float = 255.0, scales: int | None = None) -> np.ndarray:

@@ -17,6 +17,7 @@ from geneval.metrics.ndb import ndb
 from geneval.metrics.memorisation import memorisation
 from geneval.metrics.ms_ssim import ms_ssim, ms_ssim_diversity
 from geneval.metrics.ssim import l1, psnr, ssim
+from geneval.metrics.agreement import classifier_agreement
 from geneval.metrics.fd_infinity import fd_infinity
 from geneval.metrics.bootstrap import bootstrap
 
@@ -25,5 +26,5 @@ __all__ = [
     "Estimate", "fid", "frechet_distance", "inception_score", "kid",
     "PRDC", "density_coverage", "prdc", "precision_recall", "IntraFID", "intra_fid", "class_histogram_kl",
     "count_modes", "stacked_modes", "ndb", "memorisation", "ms_ssim", "ms_ssim_diversity", "fd_infinity", "bootstrap",
-    "l1", "psnr", "ssim",
+    "l1", "psnr", "ssim", "classifier_agreement",
 ]

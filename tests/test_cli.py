@@ -191,3 +191,13 @@ def test_metrics_lists_every_registered_metric_with_its_direction(tmp_path):
     assert set(rows) == set(METRICS.names())
     assert rows["fid"]["better"] == "lower" and rows["is"]["better"] == "higher"
     assert "labels" in rows["intra_fid"]["needs"]
+
+
+def test_weights_for_the_pixels_extractor_is_one_line(tmp_path):
+    np.savez(tmp_path / "a.npz", images=images(0))
+    (tmp_path / "w.pt").write_bytes(b"x")
+    result = run(["score", tmp_path / "a.npz", "--ref", tmp_path / "a.npz", "--features", "pixels",
+                  "--metrics", "fid", "--weights", tmp_path / "w.pt"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("Error:")]
+    assert "w.pt" in line and "the pixels extractor has no weights" in line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from geneval.errors import GenevalInputError
 from geneval.features.base import EXTRACTORS, ExtractorInfo, FeatureExtractor
 from geneval.images import check_batch
 
@@ -32,5 +33,5 @@ class PixelFeatures(FeatureExtractor):
 @EXTRACTORS.register("pixels")
 def build(*, mode: str | None = None, weights: str | None = None, device: str = "cpu") -> PixelFeatures:
     if weights is not None:
-        raise ValueError("the pixels extractor has no weights")
+        raise GenevalInputError(f"--weights {weights}: the pixels extractor has no weights (drop --weights)")
     return PixelFeatures()

@@ -49,3 +49,34 @@ def test_fast_sampler_is_per_sample_across_batches(monkeypatch):
         monkeypatch.setattr(fast_sampling, "BATCH", 3)  # batches of 3, 3, 1: sample i still from (seed, i)
         assert torch.equal(model.sample(7, seed=2), whole)
         assert torch.equal(model.sample(4, seed=2, first=3), whole[3:])
+
+
+@pytest.mark.parametrize("levels", [7, 300])
+def test_fast_sampler_with_embedded_categorical_inputs(levels):
+    """A VQ-VAE prior: code indices read through an embedding (300 > 256 codes: int64 values), same draws."""
+    model = randomised(GatedPixelCNN(shape=(1, 5, 6), levels=levels, channels=6, num_layers=3, out_channels=10,
+                                     embedding=4))
+    with torch.no_grad():
+        fast = model.sample(5, seed=3)
+        assert fast.dtype == (torch.int64 if levels > 256 else torch.uint8)
+        assert torch.equal(fast, model.sample_uncached(5, seed=3))
+        assert int(fast.max()) < levels and len(fast.unique()) > 3
+        model64 = model.double()
+        assert torch.equal(model64.sample(5, seed=3), model64.sample_uncached(5, seed=3))
+
+
+def test_embedded_inputs_are_autoregressive():
+    """Changing code (i, j) changes no logit at positions ≤ (i, j) in raster order."""
+    model = randomised(GatedPixelCNN(shape=(1, 5, 5), levels=300, channels=4, num_layers=3, out_channels=6,
+                                     embedding=3)).double()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 300, (1, 1, 5, 5), generator=g)
+    base = model.logits(x)
+    for i, j in [(0, 0), (2, 3), (4, 4)]:
+        y = x.clone()
+        y[0, 0, i, j] = (y[0, 0, i, j] + 17) % 300
+        changed = (model.logits(y) - base).abs().amax(dim=(0, 1, 2)) > 0
+        before = torch.zeros(5, 5, dtype=torch.bool)
+        before.view(-1)[:i * 5 + j + 1] = True
+        assert not changed[before].any()
+        assert changed[~before].any() or (i, j) == (4, 4)

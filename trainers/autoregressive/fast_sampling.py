@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from trainers.autoregressive.models import GatedPixelCNN, PixelCNN, draw, gate, sample_uniforms
+from trainers.autoregressive.models import GatedPixelCNN, PixelCNN, draw, gate, sample_uniforms, value_dtype
 
 BATCH = 500  # samples at once: the cached maps are ~15 × B × 2C × (H + 6) × (W + 6) floats
 
@@ -58,7 +58,7 @@ def sample_gated(model: GatedPixelCNN, num: int, *, seed: int, first: int = 0, l
 
 def _batched(fn, model, num: int, *, seed: int, first: int, labels) -> torch.Tensor:
     c, h, w = model.shape
-    out = [torch.zeros(0, c, h, w, dtype=torch.uint8)]
+    out = [torch.zeros(0, c, h, w, dtype=value_dtype(model.levels))]
     for start in range(0, num, BATCH):
         stop = min(num, start + BATCH)
         u = sample_uniforms(stop - start, model.num_dims, seed=seed, first=first + start).view(-1, c, h, w)
@@ -108,7 +108,7 @@ def _pixelcnn_batch(model: PixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
 
 def _gated_batch(model: GatedPixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
     b, (c, h, w) = len(u), model.shape
-    x = torch.zeros(b, c, h, w, dtype=torch.uint8)
+    x = torch.zeros(b, c, h, w, dtype=value_dtype(model.levels))
     zeros = _zeros_like_params(model)
     layers = list(model.layers)
     pads = [layer.k // 2 for layer in layers]

@@ -39,13 +39,18 @@ def nll_from_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return per_pixel.flatten(1).sum(1)
 
 
+def value_dtype(levels: int) -> torch.dtype:
+    """The integer dtype that holds ``levels`` values: uint8 for pixels, int64 for larger alphabets (codebooks)."""
+    return torch.uint8 if levels <= 256 else torch.int64
+
+
 def draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """One pixel value per row from logits ``[B, K]`` and uniforms ``u [B]`` (inverse CDF, float64), so the
-    value depends only on that sample's own uniform."""
+    """One value per row from logits ``[B, K]`` and uniforms ``u [B]`` (inverse CDF, float64), so the value
+    depends only on that sample's own uniform; dtype ``value_dtype(K)``."""
     if logits.shape[1] == 1:
         return (u < torch.sigmoid(logits[:, 0].double())).to(torch.uint8)
     cdf = torch.softmax(logits.double(), dim=1).cumsum(1)
-    return (cdf < u[:, None]).sum(1).clamp(max=logits.shape[1] - 1).to(torch.uint8)
+    return (cdf < u[:, None]).sum(1).clamp(max=logits.shape[1] - 1).to(value_dtype(logits.shape[1]))
 
 
 def sample_uniforms(num: int, num_dims: int, *, seed: int, first: int) -> torch.Tensor:
@@ -67,7 +72,11 @@ class Autoregressive(nn.Module):
         self.num_logits = 1 if levels == 2 else levels
 
     def scaled(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 values → float in [-1, 1]."""
+        """Values → the network's input: floats in [-1, 1] ``[B, C, ...]``, or, for categorical inputs
+        (``embed``), each value's embedding ``[B, E, ...]``."""
+        embed = getattr(self, "embed", None)
+        if embed is not None:
+            return embed(x[:, 0].long()).movedim(-1, 1)
         return x.float() * (2.0 / (self.levels - 1)) - 1.0
 
     def nll(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,7 +92,7 @@ class Autoregressive(nn.Module):
         """Raster-order sampling with a full forward pass per pixel (the reference for the cached samplers)."""
         c, h, w = self.shape
         u = sample_uniforms(num, self.num_dims, seed=seed, first=first).view(num, c, h, w)
-        x = torch.zeros(num, c, h, w, dtype=torch.uint8)
+        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels))
         for i in range(h):
             for j in range(w):
                 for k in range(c):
@@ -383,15 +392,26 @@ def gate(x: torch.Tensor) -> torch.Tensor:
 class GatedPixelCNN(ConvAutoregressive):
     """A 7×7 first gated layer, then 3×3 gated layers with residual horizontal stacks, then two 1×1 output
     layers; with ``num_classes`` > 0, p(x | y) with a class embedding added to every gate (conditional
-    likelihoods are not comparable with unconditional ones). pytorch-generative: 81.50 nats."""
+    likelihoods are not comparable with unconditional ones). pytorch-generative: 81.50 nats.
+
+    ``embedding`` > 0: the values are categories, not intensities (a VQ-VAE's code indices, van den Oord et al.
+    2017 §4): each is read through a learned ``embedding``-dimensional vector instead of being scaled to
+    [−1, 1]; ``levels`` may then exceed 256 (values int64). Single-channel inputs only."""
 
     def __init__(self, *, shape, levels: int, channels: int = 64, num_layers: int = 7, out_channels: int = 256,
-                 num_classes: int = 0):
+                 num_classes: int = 0, embedding: int = 0):
         super().__init__(shape=shape, levels=levels)
         c = shape[0]
+        if embedding and c != 1:
+            raise ValueError(f"embedded (categorical) inputs need one channel, got shape {tuple(shape)}")
+        if levels > 256 and not embedding:
+            raise ValueError(f"{levels} levels do not fit uint8 pixels; categorical inputs need embedding > 0")
         self.conditional = num_classes > 0
+        self.embed = nn.Embedding(levels, embedding) if embedding else None
+        first_in = embedding or c
         self.layers = nn.ModuleList(
-            GatedLayer(c if l == 0 else channels, channels, 7 if l == 0 else 3, first=l == 0, num_classes=num_classes)
+            GatedLayer(first_in if l == 0 else channels, channels, 7 if l == 0 else 3, first=l == 0,
+                       num_classes=num_classes)
             for l in range(num_layers)
         )
         self.out1 = nn.Conv2d(channels, out_channels, 1)

@@ -72,17 +72,44 @@ class LikelihoodFamily(Family):
             raise GenevalInputError(f"{self.name}: runs keep their final checkpoint only, not {which!r}")
         return ModelSampler(self.likelihood_model(run_dir))
 
+    def evaluate(self, run_dir, *, config, which: str, metrics: tuple[str, ...], ci: float | None = None,
+                 ci_resamples: int = 100, **options) -> tuple[dict, dict]:
+        """Re-draw the run's ``num_samples`` samples (its sample seeds) with the evaluation-time ``options`` and
+        score them with the run's protocol (``likelihood_training.score_samples``); the likelihood metrics are
+        the record's (sampling options do not change the density)."""
+        import json
+
+        from trainers.common.likelihood_training import SAMPLE, TrainingData, score_samples
+        from trainers.common.seeding import derived_seed
+
+        if not self.eval_options:
+            return super().evaluate(run_dir, config=config, which=which, metrics=metrics, ci=ci,
+                                    ci_resamples=ci_resamples, **options)
+        if ci:
+            raise GenevalInputError(f"{self.name}: no bootstrap interval for re-scored samples")
+        record = json.loads((Path(run_dir) / "record.json").read_text())
+        seed = derived_seed(config.seed, SAMPLE)
+        samples = self.sampler(run_dir, which=which)(config.num_samples, seed, **options)
+        data = TrainingData(config.dataset, seed=config.seed, train_num=2)
+        scores, protocol = score_samples(samples, config, data)
+        values = {k: v for k, v in record["metrics"][which].items() if k not in scores}
+        values.update({k: v for k, v in scores.items() if k in metrics or not metrics})
+        protocol.update({**{o.name: options.get(o.name) for o in self.eval_options}, "sample_seed": seed})
+        return values, protocol
+
 
 class ModelSampler:
-    """``sample(num, seed, labels=None) -> uint8 [N, C, H, W]`` of a likelihood model; sample ``i`` is drawn
-    from its own generator, so it is the same in any batch."""
+    """``sample(num, seed, labels=None, **options) -> uint8 [N, C, H, W]`` of a likelihood model; sample ``i`` is
+    drawn from its own generator, so it is the same in any batch. ``options`` are the family's evaluation-time
+    options (a flow's temperature), passed to the model's ``sample`` when set."""
 
     def __init__(self, adapter):
         self.model, self.binary = adapter.model, adapter.convention.levels == 2
 
     @torch.inference_mode()
-    def sample(self, num: int, seed: int, labels=None) -> torch.Tensor:
-        x = self.model.sample(num, seed=seed, first=0, labels=labels)
+    def sample(self, num: int, seed: int, labels=None, **options) -> torch.Tensor:
+        options = {k: v for k, v in options.items() if v is not None}
+        x = self.model.sample(num, seed=seed, first=0, labels=labels, **options)
         return (x * 255).to(torch.uint8) if self.binary else x.to(torch.uint8)
 
     __call__ = sample

@@ -76,6 +76,11 @@ class LikelihoodTrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
 
+    @property
+    def total_steps(self) -> int:
+        """Training steps of the whole run (a family that trains in stages adds its later stages)."""
+        return self.steps
+
     def validate(self) -> None:
         if self.dataset not in DATASETS:
             raise GenevalInputError(f"dataset {self.dataset!r} is not supported; expected one of {', '.join(DATASETS)}")
@@ -153,6 +158,9 @@ class Spec:
     published: dict | None = None  # {dataset: {"nats": ..., "source": ...}} for the tables
     extra_metrics: Callable | None = None  # (model, config, data) -> {name: metric dict}
     artifacts: Callable | None = None  # (model, config, data, run) -> {name: relative path}
+    # (spec, config, data) -> a harness Trainable with ``model``, for models trained in stages (a VQ-VAE, then
+    # its prior); None = ``LikelihoodTraining``, one loss and one optimiser for ``config.steps`` steps
+    training: Callable | None = None
 
 
 def lr_at(step: int, config: LikelihoodTrainConfig) -> float:
@@ -218,7 +226,7 @@ def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = Fa
     ``progress``: a progress bar on stderr (None: when stderr is a terminal).
     """
     harness = Harness(out, config=run_config(spec, config, budget), resume=resume, progress=progress,
-                      budget=Budget(steps=config.steps, log_every=config.log_every,
+                      budget=Budget(steps=config.total_steps, log_every=config.log_every,
                                     checkpoint_every=config.checkpoint_every),
                       header={"family": spec.family, "model_name": spec.model, "budget": budget},
                       description=f"{spec.model} ({budget})")
@@ -226,7 +234,7 @@ def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = Fa
         log.info("%s already finished; not training again", out)
         return harness.run.read_record()
     data = TrainingData(config.dataset, seed=config.seed, train_num=config.train_num)
-    trainer = LikelihoodTraining(spec, config, data)
+    trainer = (spec.training or LikelihoodTraining)(spec, config, data)
     outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
     if outcome.stopped:
         return None

@@ -24,6 +24,15 @@ split ``s``; item ``i`` puts three MNIST digits of that split, drawn with
 ``numpy.random.default_rng([0, {"train": 0, "test": 1}[s]]).integers(0, N, size=(N, 3))``, into the R, G, B
 channels; 1000 classes, label ``100·d0 + 10·d1 + d2``.
 
+Paired (image-to-image) tasks are datasets whose item ``i`` is the *input* for item ``i`` of their ``target``
+dataset's same split (same labels, same order), built deterministically from it:
+
+* ``fashion-mnist-edges`` (target ``fashion-mnist``): white edges on black, ``255·[|∇I| ≥ 1]`` with ``∇`` the 3×3
+  Sobel operator on the image scaled to [0, 1] (edge pixels replicated at the border) — a fixed edge detector in
+  place of the HED edges of Isola et al. 2017's edges → shoes task;
+* ``cifar10-gray`` (target ``cifar10``): one channel, ``round(0.299 R + 0.587 G + 0.114 B)`` (ITU-R BT.601 luma; the
+  paper's colourisation task uses the L channel of Lab).
+
 Decoded arrays are cached in memory per (dataset, split, source file) and returned read-only.
 """
 
@@ -82,6 +91,7 @@ class DatasetSpec:
     find: Callable[[str], Source | None]  # split -> where it is on disk, or None
     load: Callable[[str, Source | None, bool], tuple[np.ndarray, np.ndarray, Source]]  # split, found, download
     default_extractor: str | None = None  # feature extractor a metric uses by default on this data
+    target: str | None = None  # paired tasks: the dataset whose item i (same split) is the target of item i
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -369,6 +379,38 @@ def _load_stacked(split: str, found: Source | None, download: bool):
     return (*_STACKED[key], found)
 
 
+def sobel_edges(images: np.ndarray, *, threshold: float = 1.0) -> np.ndarray:
+    """uint8 ``[N, 1, H, W]`` → ``255·[|∇I| ≥ threshold]`` with the 3×3 Sobel gradient of I = image / 255."""
+    f = np.pad(images[:, 0].astype(np.float64) / 255.0, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    gx = (f[:, :-2, 2:] + 2 * f[:, 1:-1, 2:] + f[:, 2:, 2:]) - (f[:, :-2, :-2] + 2 * f[:, 1:-1, :-2] + f[:, 2:, :-2])
+    gy = (f[:, 2:, :-2] + 2 * f[:, 2:, 1:-1] + f[:, 2:, 2:]) - (f[:, :-2, :-2] + 2 * f[:, :-2, 1:-1] + f[:, :-2, 2:])
+    return ((np.hypot(gx, gy) >= threshold) * 255).astype(np.uint8)[:, None]
+
+
+def luma(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``[N, 3, H, W]`` → ``[N, 1, H, W]``: round(0.299 R + 0.587 G + 0.114 B) (ITU-R BT.601)."""
+    weights = np.array([0.299, 0.587, 0.114])[None, :, None, None]
+    return np.rint((images.astype(np.float64) * weights).sum(1, keepdims=True)).clip(0, 255).astype(np.uint8)
+
+
+_DERIVED: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}  # (name, base fingerprint, split)
+
+
+def _derived(name: str, base: str, transform: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    """A loader for a dataset computed from ``base``'s split by ``transform`` (labels and order unchanged)."""
+
+    def load(split: str, found: Source | None, download: bool):
+        images, labels, found = DATASETS.get(base).load(split, found, download)
+        key = (name, _fingerprint(images, labels), split)
+        if key not in _DERIVED:
+            if len(_DERIVED) >= 4:  # bounded memory: a train and a test split of two tasks
+                _DERIVED.clear()
+            _DERIVED[key] = _frozen(transform(images), labels, name)
+        return (*_DERIVED[key], found)
+
+    return load
+
+
 def _check(name: str, split: str, images: np.ndarray, labels: np.ndarray, shape: tuple, found: Source) -> None:
     if images.shape[1:] != shape or len(labels) != len(images):
         raise GenevalInputError(
@@ -440,4 +482,24 @@ DATASETS.register("stacked-mnist")(DatasetSpec(
     find=_find_mnist,
     load=_load_stacked,
     default_extractor="stacked-mnist-cnn",  # mnist-cnn on each channel; its logits give the 1000 modes
+))
+
+_find_fashion = DATASETS.get("fashion-mnist").find
+DATASETS.register("fashion-mnist-edges")(DatasetSpec(
+    name="fashion-mnist-edges", classes=FASHION_MNIST_CLASSES, shape=(1, 28, 28),
+    description="paired task: Sobel edge maps of Fashion-MNIST (|∇I| ≥ 1 on I/255), target fashion-mnist",
+    how_to_get="built from Fashion-MNIST: " + _FASHION_HOW,
+    find=_find_fashion,
+    load=_derived("fashion-mnist-edges", "fashion-mnist", sobel_edges),
+    default_extractor="fashion-mnist-cnn",
+    target="fashion-mnist",
+))
+DATASETS.register("cifar10-gray")(DatasetSpec(
+    name="cifar10-gray", classes=CIFAR10_CLASSES, shape=(1, 32, 32),
+    description="paired task: CIFAR-10 as BT.601 luma (one channel), target cifar10 (colourisation)",
+    how_to_get="built from CIFAR-10: put cifar10.npz in GENEVAL_DATA or GENEVAL_SHARED_DATASETS",
+    find=DATASETS.get("cifar10").find,
+    load=_derived("cifar10-gray", "cifar10", luma),
+    default_extractor="cifar10-cnn",
+    target="cifar10",
 ))

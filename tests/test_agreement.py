@@ -41,6 +41,7 @@ def test_real_test_images_give_the_classifiers_recorded_accuracy():
     (result,) = record.results
     assert result.metric == "classifier_agreement" and result.higher_is_better
     assert result.value == pytest.approx(recorded, abs=5e-5)  # recorded to 4 decimals
+    assert result.std == pytest.approx((result.value * (1 - result.value) / 10000) ** 0.5, rel=1e-12)  # binomial s.e.
 
 
 def test_samples_without_labels_are_refused_before_any_feature_pass(tmp_path):

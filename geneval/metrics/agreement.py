@@ -32,7 +32,11 @@ def classifier_agreement(logits, labels) -> float:
 def _score(inputs: MetricInputs) -> MetricValue:
     logits = inputs.gen_features()
     value = classifier_agreement(logits, inputs.gen.labels)
-    return MetricValue(value, None, {"num_classes": int(np.asarray(logits).shape[1]), "count": int(len(logits))})
+    count = len(logits)
+    # ± the binomial standard error of a proportion over ``count`` independent samples, √(p(1 − p)/N)
+    std = float(np.sqrt(value * (1.0 - value) / count)) if count > 1 else None
+    return MetricValue(value, std, {"num_classes": int(np.asarray(logits).shape[1]), "count": int(count),
+                                    "std": "binomial standard error"})
 
 
 register_metric(MetricSpec(

@@ -138,6 +138,7 @@ def list_datasets() -> list[dict]:
             "found": found,
             "how_to_get": spec.how_to_get,
             "default_extractor": spec.default_extractor,
+            "target": spec.target,
         })
     return rows
 

@@ -281,7 +281,8 @@ def datasets(as_json):
 @main.command("metrics")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_metrics(as_json):
-    """List the metrics `geneval score --metrics` accepts: direction, what each needs, its reference.
+    """List the metrics `geneval score --metrics` accepts: direction, what each needs, its reference
+    (and, with --json, its parameters: the `geneval score` options it reads).
 
     \b
     Examples:
@@ -295,7 +296,9 @@ def list_metrics(as_json):
     rows = [{"name": s.name, "label": s.label, "better": "higher" if s.higher_is_better else "lower",
              "needs": ", ".join(need for need, flag in (("reference", s.needs_reference),
                                                          ("labels", s.needs_labels)) if flag) or "-",
-             "layer_role": s.role, "reference": s.reference} for s in specs]
+             "layer_role": s.role, "reference": s.reference,
+             "params": {p.name: {"option": p.option, "type": p.type.__name__, "default": p.default, "help": p.help}
+                        for p in s.params}} for s in specs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -74,26 +74,11 @@ def _common_feature_options(command):
     return command
 
 
-def _metric_options(command):
-    """Options of the fidelity/diversity metrics (issue 4); their names are ScoreOptions fields."""
+def _shared_metric_options(command):
+    """Options every metric may read (ScoreOptions fields); a metric's own are built by ``_ScoreCommand``."""
     options = [
-        click.option("--k-pr", type=click.IntRange(1), default=3, show_default=True, help="Precision/recall k."),
-        click.option("--k-dc", type=click.IntRange(1), default=5, show_default=True, help="Density/coverage k."),
-        click.option("--prdc-strict", is_flag=True,
-                     help="Strict `<` ball membership for precision/recall/density/coverage, exactly as prdc."),
-        click.option("--min-per-class", type=click.IntRange(2), default=2, show_default=True,
-                     help="intra-FID: fewest generated and reference samples a class may have."),
-        click.option("--ndb-bins", type=click.IntRange(2), default=100, show_default=True, help="NDB k-means bins."),
-        click.option("--ndb-alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05,
-                     show_default=True, help="NDB per-bin significance level."),
-        click.option("--fd-inf-points", type=click.IntRange(2), default=15, show_default=True,
-                     help="FD∞: number of sample sizes in the 1/N fit."),
         click.option("--heldout", metavar="REF", default=None,
                      help="memorisation: real samples the model never saw, e.g. fashion-mnist:test."),
-        click.option("--memorisation-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     default=0.01, show_default=True, help="memorisation: threshold quantile of held-out distances."),
-        click.option("--ms-ssim-pairs", type=click.IntRange(1), default=100, show_default=True,
-                     help="MS-SSIM diversity: random pairs per class."),
         click.option("--out-dir", metavar="DIR", default=None,
                      help="Write files for a person to look at here (memorisation_pairs.png)."),
         click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="LEVEL",
@@ -106,7 +91,31 @@ def _metric_options(command):
     return command
 
 
-@main.command()
+def _param_option(param) -> click.Option:
+    """The ``geneval score`` option of a metric's ``Param``: a flag for a bool, else a typed, bounded value."""
+    if param.type is bool:
+        return click.Option([param.option, param.name], is_flag=True, default=param.default, help=param.help)
+    click_type = {int: click.INT, float: click.FLOAT, str: click.STRING}[param.type]
+    if param.min is not None or param.max is not None:
+        range_type = click.IntRange if param.type is int else click.FloatRange
+        click_type = range_type(param.min, param.max, min_open=param.open_bounds, max_open=param.open_bounds)
+    return click.Option([param.option, param.name], type=click_type, default=param.default, metavar=param.metavar,
+                        show_default=param.default is not None, help=param.help)
+
+
+class _ScoreCommand(click.Command):
+    """``geneval score`` with one option per registered metric parameter, read from the registry each time the
+    command parses or prints its help, so a metric registered after this module (a plugin's, a test's) has its
+    option too."""
+
+    def get_params(self, ctx):
+        from geneval.metrics import declared_params
+
+        *own, help_option = super().get_params(ctx)  # click puts --help last
+        return [*own, *(_param_option(p) for p in declared_params().values()), help_option]
+
+
+@main.command(cls=_ScoreCommand)
 @click.argument("samples")
 @click.option("--ref", metavar="REF", default=None,
               help="Reference: a folder/.npz/.npy/file.h5:dataset, a named dataset like cifar10:train, or a mu/sigma .npz.")
@@ -118,15 +127,13 @@ def _metric_options(command):
 @click.option("--range", "value_range", type=click.Choice(["0,1", "-1,1", "0,255"]), default=None,
               help="Value range of float arrays (required for float inputs).")
 @click.option("--resize", metavar="HxW", default=None, help="Resize images of mixed sizes to HxW (PIL bicubic).")
-@click.option("--seed", type=int, default=2020, show_default=True, help="Seed of KID's subset draws.")
-@click.option("--kid-subsets", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--kid-subset-size", type=click.IntRange(2), default=None, help="Default: min(1000, N).")
-@click.option("--is-splits", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--seed", type=int, default=2020, show_default=True,
+              help="Seed of random draws: KID's subsets, NDB's k-means, FD∞'s subsets, MS-SSIM's pairs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full JSON record on stdout instead of a table.")
 @click.option("-o", "--out", metavar="PATH", default=None, help="Also write the JSON record to PATH.")
-@_metric_options
+@_shared_metric_options
 def score(samples, ref, metric_names, features, mode, weights, batch_size, no_cache, quiet, num, num_ref,
-          value_range, resize, seed, kid_subsets, kid_subset_size, is_splits, as_json, out, **metric_options):
+          value_range, resize, seed, heldout, out_dir, ci, ci_resamples, ci_seed, as_json, out, **metric_params):
     """Score SAMPLES (a folder, .npz, .npy, file.h5:dataset or named dataset) against --ref.
 
     \b
@@ -143,9 +150,9 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
 
     options = ScoreOptions(
         metrics=tuple(m.strip().lower() for m in metric_names.split(",") if m.strip()),
-        features=features, mode=mode, weights=weights, num=num, num_ref=num_ref, batch_size=batch_size,
-        seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, is_splits=is_splits,
-        use_cache=not no_cache, progress=not quiet, **metric_options,
+        features=features, mode=mode, weights=weights, num=num, num_ref=num_ref, batch_size=batch_size, seed=seed,
+        heldout=heldout, out_dir=out_dir, ci=ci, ci_resamples=ci_resamples, ci_seed=ci_seed,
+        use_cache=not no_cache, progress=not quiet, params=metric_params,
     )
     record = run_score(samples, ref, options=options, value_range=value_range, resize=_parse_size(resize))
     for warning in record.warnings:
@@ -274,7 +281,8 @@ def datasets(as_json):
 @main.command("metrics")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_metrics(as_json):
-    """List the metrics `geneval score --metrics` accepts: direction, what each needs, its reference.
+    """List the metrics `geneval score --metrics` accepts: direction, what each needs, its reference
+    (and, with --json, its parameters: the `geneval score` options it reads).
 
     \b
     Examples:
@@ -288,7 +296,9 @@ def list_metrics(as_json):
     rows = [{"name": s.name, "label": s.label, "better": "higher" if s.higher_is_better else "lower",
              "needs": ", ".join(need for need, flag in (("reference", s.needs_reference),
                                                          ("labels", s.needs_labels)) if flag) or "-",
-             "layer_role": s.role, "reference": s.reference} for s in specs]
+             "layer_role": s.role, "reference": s.reference,
+             "params": {p.name: {"option": p.option, "type": p.type.__name__, "default": p.default, "help": p.help}
+                        for p in s.params}} for s in specs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

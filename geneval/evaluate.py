@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import platform
 import time
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -33,7 +35,11 @@ IMAGES_ROLE = "images"  # a metric of the uint8 samples themselves (MS-SSIM), no
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    """How to measure. Every field ends up in the record's provenance."""
+    """How to measure: what no single metric owns. Every field ends up in the record's provenance.
+
+    A metric's own knobs (KID's subsets, PRDC's k, ...) are ``Param``s declared where it is registered; their
+    values go in ``params`` by name. ``ScoreOptions.create(**kwargs)`` takes both kinds as keywords.
+    """
 
     metrics: tuple[str, ...] = ("fid", "is", "kid")
     features: str | None = None  # extractor name; None: chosen from the reference (see default_extractor)
@@ -42,21 +48,8 @@ class ScoreOptions:
     num: int | None = None  # generated samples to use (first N); None: all
     num_ref: int | None = None
     batch_size: int | None = None  # None: the extractor's own (64 for Inception, 500 for domain nets)
-    seed: int = 2020  # KID subset draws (torch-fidelity's default seed)
-    kid_subsets: int = 100
-    kid_subset_size: int | None = None
-    is_splits: int = 10
-    is_shuffle_seed: int | None = None
-    k_pr: int = 3  # precision/recall neighbourhood (Kynkäänniemi et al.)
-    k_dc: int = 5  # density/coverage neighbourhood (Naeem et al.)
-    prdc_strict: bool = False  # True: prdc's strict `<` for all four k-NN metrics
-    min_per_class: int = 2  # intra-FID: a class with fewer generated or reference samples is an error
-    ndb_bins: int = 100  # NDB: k-means bins fitted on the reference (seeded with `seed`)
-    ndb_alpha: float = 0.05  # NDB: significance level of each bin's two-proportion z-test
-    fd_inf_points: int = 15  # FD∞: FIDs at this many sizes from N/10 to N (subsets seeded with `seed`)
-    heldout: str | None = None  # memorisation: real samples the model never saw (calibrates the threshold)
-    memorisation_quantile: float = 0.01  # memorisation: threshold = this quantile of held-out NN distances
-    ms_ssim_pairs: int = 100  # MS-SSIM diversity: random pairs per class (AC-GAN)
+    seed: int = 2020  # random draws of KID subsets (torch-fidelity's default seed), NDB's k-means, FD∞, MS-SSIM
+    heldout: str | None = None  # real samples the model never saw, for metrics that need them (memorisation)
     out_dir: str | None = None  # where metrics write files for a person to look at (memorisation pairs PNG)
     ci: float | None = None  # bootstrap confidence level for every metric, e.g. 0.95; None: no interval
     ci_resamples: int = 100
@@ -64,15 +57,28 @@ class ScoreOptions:
     use_cache: bool = True
     progress: bool = True
     device: str = "cpu"
+    params: Mapping[str, Any] = field(default_factory=dict)  # metric parameters by name; absent: the default
+
+    @classmethod
+    def create(cls, **kwargs) -> "ScoreOptions":
+        """Options from keywords that are fields or any registered metric's parameters (``kid_subsets=10``)."""
+        fields = {f.name for f in dataclasses.fields(cls)} - {"params"}
+        declared = metrics.declared_params()
+        unknown = sorted(set(kwargs) - fields - set(declared))
+        if unknown:
+            raise TypeError(f"unknown score options {unknown}; options: {sorted(fields)}; "
+                            f"metric parameters: {sorted(declared)}")
+        params = {k: v for k, v in kwargs.items() if k not in fields}
+        return cls(**{k: v for k, v in kwargs.items() if k in fields}, params=params)
 
 
 def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range=None, resize=None, **kwargs) -> Record:
     """Score ``samples`` against ``ref`` (each anything ``open_source`` accepts; ``ref`` may be a mu/sigma .npz).
 
-    Keyword arguments not given in ``options`` are ScoreOptions fields, e.g. ``score(x, "cifar10:train",
-    metrics=("fid",), num=10_000)``.
+    Keyword arguments not given in ``options`` are ScoreOptions fields or metric parameters, e.g.
+    ``score(x, "cifar10:train", metrics=("fid", "kid"), num=10_000, kid_subsets=10)``.
     """
-    opts = options or ScoreOptions(**kwargs)
+    opts = options or ScoreOptions.create(**kwargs)
     if options is not None and kwargs:
         raise TypeError("pass either options= or keyword options, not both")
     specs = [metrics.METRICS.get(name) for name in opts.metrics]
@@ -128,7 +134,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     sources = {"gen_source": gen_source, "heldout": heldout_set}
     if opts.out_dir is not None and isinstance(ref_input, Source):
         sources["ref_source"] = ref_input  # for pictures of reference samples
-    results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings, sources) for spec in specs]
+    cache = metrics.MetricCache()  # intermediate results the metrics of this call share (k-NN radii), then dropped
+    results = [_compute(spec, extractor, gen_set, ref_set, opts, warnings, sources, cache) for spec in specs]
     provenance = {
         "geneval_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -136,7 +143,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         "samples": {**gen_source.describe(), "fingerprint": gen_fingerprint.hexdigest(), "count": gen_set.count},
         "reference": ref_info,
         **({"heldout": heldout_info} if heldout_info is not None else {}),
-        "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache")},
+        "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache", "params")},
+        "metric_params": {spec.name: spec.param_values(opts.params) for spec in specs},
         "software": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
@@ -242,10 +250,10 @@ def _layer(extractor, spec) -> str | None:
 
 
 def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: ScoreOptions, warnings: list,
-             sources: dict | None = None) -> Result:
+             sources: dict, cache: metrics.MetricCache) -> Result:
     layer = _layer(extractor, spec)
     inputs = metrics.MetricInputs(gen=gen, ref=ref if spec.needs_reference else None, layer=layer, options=opts,
-                                  warnings=warnings, **(sources or {}))
+                                  params=spec.param_values(opts.params), cache=cache, warnings=warnings, **sources)
     measured = spec.compute(inputs)
     details = {"num_gen": gen.count, "num_ref": ref.count if ref is not None and spec.needs_reference else None,
                **measured.details}

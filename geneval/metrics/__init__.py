@@ -1,12 +1,14 @@
 """Metrics: pure functions of features or statistics, one file per family, each naming its paper.
 
 Each family registers its ``MetricSpec`` (``geneval.metrics.base``) where it is defined; ``METRICS`` lists
-them with whether higher is better and which extractor layer role each reads.
+them with whether higher is better, which extractor layer role each reads, and its parameters (``Param``).
 """
 
 from __future__ import annotations
 
-from geneval.metrics.base import METRICS, MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import (
+    METRICS, MetricCache, MetricInputs, MetricSpec, MetricValue, Param, declared_params, register_metric,
+)
 from geneval.metrics.fid import fid, frechet_distance
 from geneval.metrics.inception_score import Estimate, inception_score
 from geneval.metrics.kid import kid
@@ -22,7 +24,7 @@ from geneval.metrics.fd_infinity import fd_infinity
 from geneval.metrics.bootstrap import bootstrap
 
 __all__ = [
-    "METRICS", "MetricInputs", "MetricSpec", "MetricValue", "register_metric",
+    "METRICS", "MetricCache", "MetricInputs", "MetricSpec", "MetricValue", "Param", "declared_params", "register_metric",
     "Estimate", "fid", "frechet_distance", "inception_score", "kid",
     "PRDC", "density_coverage", "prdc", "precision_recall", "IntraFID", "intra_fid", "class_histogram_kl",
     "count_modes", "stacked_modes", "ndb", "memorisation", "ms_ssim", "ms_ssim_diversity", "fd_infinity", "bootstrap",

@@ -72,8 +72,8 @@ def bootstrap_metric(spec: MetricSpec, inputs: MetricInputs, *, level: float, re
     def statistic(index: np.ndarray) -> float:
         resampled = FeatureSet(count=len(index), features={inputs.layer: features[index]},
                                labels=None if labels is None else labels[index])
-        again = MetricInputs(gen=resampled, ref=inputs.ref, layer=inputs.layer, options=options, warnings=[],
-                             heldout=inputs.heldout)
+        again = MetricInputs(gen=resampled, ref=inputs.ref, layer=inputs.layer, options=options, params=inputs.params,
+                             cache=inputs.cache.resampled(), warnings=[], heldout=inputs.heldout)
         return spec.compute(again).value
 
     return bootstrap(statistic, inputs.gen.count, level=level, resamples=resamples, seed=seed)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geneval.errors import GenevalInputError
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 from geneval.metrics.fid import frechet_distance
 from geneval.stats import GaussianStats, as_feature_matrix, as_gaussian
 
@@ -59,15 +59,16 @@ def fd_infinity(gen, ref, *, num_points: int = DEFAULT_POINTS, min_num: int | No
 
 
 def _score_fd_infinity(inputs: MetricInputs) -> MetricValue:
-    opts = inputs.options
-    result = fd_infinity(inputs.gen_features(), inputs.ref.gaussian(inputs.layer), num_points=opts.fd_inf_points,
-                         seed=opts.seed)
+    seed = inputs.options.seed
+    result = fd_infinity(inputs.gen_features(), inputs.ref.gaussian(inputs.layer),
+                         num_points=inputs.params["fd_inf_points"], seed=seed)
     return MetricValue(result.value, None, {"sizes": list(result.sizes), "fids": list(result.fids),
-                                            "slope": result.slope, "seed": opts.seed})
+                                            "slope": result.slope, "seed": seed})
 
 
 register_metric(MetricSpec(
     "fd_infinity", "FD∞", higher_is_better=False, needs_reference=True, reference_needs_features=False,
     compute=_score_fd_infinity, layer_role="fid",
+    params=(Param("fd_inf_points", int, DEFAULT_POINTS, "FD∞: number of sample sizes in the 1/N fit.", min=2),),
     reference="Chong & Forsyth 2020 (mchong6/FID_IS_infinity calculate_FID_infinity)",
 ))

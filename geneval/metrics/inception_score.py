@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geneval.errors import GenevalInputError
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 from geneval.stats import as_feature_matrix
 
 
@@ -58,13 +58,16 @@ def _logsumexp(x: np.ndarray) -> np.ndarray:
 
 
 def _score_is(inputs: MetricInputs) -> MetricValue:
-    opts = inputs.options
-    estimate = inception_score(inputs.gen_features(), splits=opts.is_splits, shuffle_seed=opts.is_shuffle_seed)
-    details = {"splits": opts.is_splits, "shuffle_seed": opts.is_shuffle_seed, "split_values": list(estimate.values)}
+    splits, shuffle_seed = inputs.params["is_splits"], inputs.params["is_shuffle_seed"]
+    estimate = inception_score(inputs.gen_features(), splits=splits, shuffle_seed=shuffle_seed)
+    details = {"splits": splits, "shuffle_seed": shuffle_seed, "split_values": list(estimate.values)}
     return MetricValue(estimate.mean, estimate.std, details)
 
 
 register_metric(MetricSpec(
     "is", "IS", higher_is_better=True, needs_reference=False, reference_needs_features=False, compute=_score_is,
+    params=(Param("is_splits", int, 10, "IS: consecutive splits averaged.", min=1),
+            Param("is_shuffle_seed", int, None, "IS: shuffle the samples first with this seed (2020: torch-fidelity's "
+                  "numbers; default: no shuffle, as TTUR).")),
     reference="Salimans et al. 2016 (improved-gan inception_score.py; TTUR; torch-fidelity)",
 ))

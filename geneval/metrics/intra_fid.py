@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geneval.errors import GenevalInputError
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 from geneval.metrics.fid import check_fid_count, frechet_distance
 from geneval.stats import GaussianStats, as_feature_matrix
 
@@ -87,7 +87,7 @@ def _short(values: np.ndarray) -> str:
 
 def _score_intra_fid(inputs: MetricInputs) -> MetricValue:
     result = intra_fid(inputs.gen_features(), inputs.gen.labels, inputs.ref_features(), inputs.ref.labels,
-                       min_per_class=inputs.options.min_per_class)
+                       min_per_class=inputs.params["min_per_class"])
     inputs.warnings.extend(dict.fromkeys(result.warnings))
     details = {"per_class": {str(c): v for c, v in result.per_class.items()},
                "counts": {str(c): {"gen": g, "ref": r} for c, (g, r) in result.counts.items()},
@@ -98,5 +98,7 @@ def _score_intra_fid(inputs: MetricInputs) -> MetricValue:
 register_metric(MetricSpec(
     "intra_fid", "intra-FID", higher_is_better=False, needs_reference=True, reference_needs_features=True,
     compute=_score_intra_fid, layer_role="fid", needs_labels=True,
+    params=(Param("min_per_class", int, DEFAULT_MIN_PER_CLASS,
+                  "intra-FID: fewest generated and reference samples a class may have.", min=2),),
     reference="Miyato & Koyama 2018 (pfnet-research/sngan_projection calc_intra_FID)",
 ))

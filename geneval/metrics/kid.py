@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from geneval.errors import GenevalInputError
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 from geneval.metrics.inception_score import Estimate
 from geneval.stats import as_feature_matrix
 
@@ -74,15 +74,16 @@ def polynomial_mmd2_unbiased(x: np.ndarray, y: np.ndarray, *, degree: int = 3, c
 
 
 def _score_kid(inputs: MetricInputs) -> MetricValue:
-    opts = inputs.options
-    size = resolve_subset_size(opts.kid_subset_size, inputs.gen.count, inputs.ref.count)
-    estimate = kid(inputs.gen_features(), inputs.ref_features(), subsets=opts.kid_subsets, subset_size=size,
-                   seed=opts.seed)
-    details = {"subsets": opts.kid_subsets, "subset_size": size, "seed": opts.seed, "kernel": "(x·y/d + 1)^3"}
+    subsets, seed = inputs.params["kid_subsets"], inputs.options.seed
+    size = resolve_subset_size(inputs.params["kid_subset_size"], inputs.gen.count, inputs.ref.count)
+    estimate = kid(inputs.gen_features(), inputs.ref_features(), subsets=subsets, subset_size=size, seed=seed)
+    details = {"subsets": subsets, "subset_size": size, "seed": seed, "kernel": "(x·y/d + 1)^3"}
     return MetricValue(estimate.mean, estimate.std, details)
 
 
 register_metric(MetricSpec(
     "kid", "KID", higher_is_better=False, needs_reference=True, reference_needs_features=True, compute=_score_kid,
+    params=(Param("kid_subsets", int, 100, "KID: random subsets averaged.", min=1),
+            Param("kid_subset_size", int, None, "KID: samples per subset (default: min(1000, N)).", min=2)),
     reference="Bińkowski et al. 2018 (compute_scores.py; torch-fidelity)",
 ))

@@ -24,7 +24,7 @@ import torch
 
 from geneval.errors import GenevalInputError
 from geneval.metrics import knn
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _score_memorisation(inputs: MetricInputs) -> MetricValue:
         raise GenevalInputError("memorisation needs held-out real samples that the model never saw (--heldout, e.g. "
                                 "fashion-mnist:test when --ref is fashion-mnist:train)")
     result = memorisation(inputs.gen_features(), inputs.ref_features(), inputs.heldout.features[inputs.layer],
-                          quantile=opts.memorisation_quantile)
+                          quantile=inputs.params["memorisation_quantile"])
     pairs = result.closest_pairs()
     details = {"quantile": result.quantile, "threshold": result.threshold, "ratio_to_quantile": result.ratio,
                "median_gen_distance": float(np.median(result.gen_distances)),
@@ -126,5 +126,7 @@ def _write_pairs(path: Path, inputs: MetricInputs, pairs) -> Path:
 register_metric(MetricSpec(
     "memorisation", "memorised fraction", higher_is_better=False, needs_reference=True, reference_needs_features=True,
     compute=_score_memorisation, layer_role="prdc", needs_heldout=True,
+    params=(Param("memorisation_quantile", float, DEFAULT_QUANTILE,
+                  "memorisation: threshold quantile of held-out distances.", min=0, max=1, open_bounds=True),),
     reference="nearest-training-sample distance, threshold calibrated on held-out data (cf. Meehan et al. 2020)",
 ))

@@ -21,7 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from geneval.errors import GenevalInputError
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 from geneval.metrics.ssim import WINDOW, _ssim_terms, _window
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -98,9 +98,9 @@ def ms_ssim_diversity(images, labels=None, *, pairs: int = DEFAULT_PAIRS, seed: 
 def _score_ms_ssim(inputs: MetricInputs) -> MetricValue:
     from geneval.metrics.memorisation import images_at
 
-    opts = inputs.options
+    pairs, seed = inputs.params["ms_ssim_pairs"], inputs.options.seed
     labels = inputs.gen.labels if inputs.gen.labels is not None else np.zeros(inputs.gen.count, np.int64)
-    chosen = draw_pairs(labels, pairs=opts.ms_ssim_pairs, seed=opts.seed)
+    chosen = draw_pairs(labels, pairs=pairs, seed=seed)
     wanted = sorted({int(i) for idx in chosen.values() for i in idx.ravel()})
     images = dict(zip(wanted, images_at(inputs.gen_source, wanted)))
     per_class = {}
@@ -110,12 +110,13 @@ def _score_ms_ssim(inputs: MetricInputs) -> MetricValue:
         per_class[c] = float(ms_ssim(a, b).mean())
     h, w = next(iter(images.values())).shape[1:]
     details = {"per_class": {str(c): v for c, v in per_class.items()} if inputs.gen.labels is not None else None,
-               "pairs_per_class": opts.ms_ssim_pairs, "seed": opts.seed, "scales": num_scales(h, w)}
+               "pairs_per_class": pairs, "seed": seed, "scales": num_scales(h, w)}
     return MetricValue(float(np.mean(list(per_class.values()))), None, details)
 
 
 register_metric(MetricSpec(
     "ms_ssim", "MS-SSIM (within set)", higher_is_better=False, needs_reference=False, reference_needs_features=False,
     compute=_score_ms_ssim, layer_role="images",
+    params=(Param("ms_ssim_pairs", int, DEFAULT_PAIRS, "MS-SSIM diversity: random pairs per class.", min=1),),
     reference="Odena et al. 2017 (AC-GAN §4.2); MS-SSIM of Wang et al. 2003 as in pytorch_msssim",
 ))

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from geneval.errors import GenevalInputError
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 from geneval.metrics.knn import check_same_dim
 from geneval.metrics.modes import kl_divergence
 from geneval.stats import as_feature_matrix
@@ -111,13 +111,16 @@ def ndb(gen, ref, *, bins: int = DEFAULT_BINS, alpha: float = DEFAULT_ALPHA, see
 
 
 def _score_ndb(inputs: MetricInputs) -> MetricValue:
-    opts = inputs.options
-    result = ndb(inputs.gen_features(), inputs.ref_features(), bins=opts.ndb_bins, alpha=opts.ndb_alpha, seed=opts.seed)
-    return MetricValue(result.ndb_over_k, None, {"ndb": result.ndb, "bins": result.bins, "alpha": opts.ndb_alpha,
-                                                 "js_divergence_nats": result.js_divergence, "kmeans_seed": opts.seed})
+    alpha, seed = inputs.params["ndb_alpha"], inputs.options.seed
+    result = ndb(inputs.gen_features(), inputs.ref_features(), bins=inputs.params["ndb_bins"], alpha=alpha, seed=seed)
+    return MetricValue(result.ndb_over_k, None, {"ndb": result.ndb, "bins": result.bins, "alpha": alpha,
+                                                 "js_divergence_nats": result.js_divergence, "kmeans_seed": seed})
 
 
 register_metric(MetricSpec(
     "ndb", "NDB/K", higher_is_better=False, needs_reference=True, reference_needs_features=True, compute=_score_ndb,
-    layer_role="prdc", reference="Richardson & Weiss 2018 (eitanrich/gans-n-gmms utils/ndb.py)",
+    layer_role="prdc", params=(
+        Param("ndb_bins", int, DEFAULT_BINS, "NDB k-means bins.", min=2),
+        Param("ndb_alpha", float, DEFAULT_ALPHA, "NDB per-bin significance level.", min=0, max=1, open_bounds=True),
+    ), reference="Richardson & Weiss 2018 (eitanrich/gans-n-gmms utils/ndb.py)",
 ))

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geneval.metrics import knn
-from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
 
 DEFAULT_K_PR = 3
 DEFAULT_K_DC = 5
@@ -109,23 +109,24 @@ def density_coverage(gen, ref, *, k: int = DEFAULT_K_DC, strict: bool = False,
 
 # ------------------------------------------------------------------------------------------- registry
 
-_MEMO: dict = {}  # one entry: the four metrics of the last (gen, ref, options), so --metrics p,r,d,c is 3 passes
-_REF_MEMO: dict = {}  # one entry: the reference radii, reused while only the generated set changes (--ci)
+PARAMS = (
+    Param("k_pr", int, DEFAULT_K_PR, "Precision/recall k.", min=1),
+    Param("k_dc", int, DEFAULT_K_DC, "Density/coverage k.", min=1),
+    Param("prdc_strict", bool, False,
+          "Strict `<` ball membership for precision/recall/density/coverage, exactly as prdc."),
+)
 
 
 def _score_prdc(inputs: MetricInputs) -> PRDC:
-    gen, ref, opts = inputs.gen_features(), inputs.ref_features(), inputs.options
-    key = (id(gen), id(ref), gen.shape, ref.shape, opts.k_pr, opts.k_dc, opts.prdc_strict)
-    if _MEMO.get("key") != key:
-        _MEMO.clear()
-        ref_key = (id(ref), ref.shape, opts.k_pr, opts.k_dc)
-        if _REF_MEMO.get("key") != ref_key:
-            _REF_MEMO.clear()
-            radii = reference_radii_sq(ref, ks=(opts.k_pr, opts.k_dc))
-            _REF_MEMO.update(key=ref_key, radii=radii, array=ref)  # holding the array keeps its id unique
-        result = prdc(gen, ref, k_pr=opts.k_pr, k_dc=opts.k_dc, strict=opts.prdc_strict, ref_radii_sq=_REF_MEMO["radii"])
-        _MEMO.update(key=key, result=result, arrays=(gen, ref))  # holding the arrays keeps their ids unique
-    return _MEMO["result"]
+    """The four metrics at once, computed once per scoring call (``--metrics p,r,d,c`` is 3 passes, not 12); the
+    reference radii are kept for the whole call, so a bootstrap resample (``--ci``) skips that pass."""
+    k_pr, k_dc, strict = (inputs.params[name] for name in ("k_pr", "k_dc", "prdc_strict"))
+    ref = inputs.ref_features()
+    radii = inputs.cache.get(("prdc radii", inputs.layer, k_pr, k_dc),
+                             lambda: reference_radii_sq(ref, ks=(k_pr, k_dc)), reference_only=True)
+    return inputs.cache.get(("prdc", inputs.layer, k_pr, k_dc, strict),
+                            lambda: prdc(inputs.gen_features(), ref, k_pr=k_pr, k_dc=k_dc, strict=strict,
+                                         ref_radii_sq=radii))
 
 
 def _adapter(name: str):
@@ -148,5 +149,5 @@ _PAPERS = {
 for _name, (_label, _reference) in _PAPERS.items():
     register_metric(MetricSpec(
         _name, _label, higher_is_better=True, needs_reference=True, reference_needs_features=True,
-        compute=_adapter(_name), layer_role="prdc", reference=_reference,
+        compute=_adapter(_name), layer_role="prdc", reference=_reference, params=PARAMS,
     ))

@@ -35,7 +35,7 @@ def evaluate_samples(
     from geneval.sources import open_source
 
     source = open_source(samples_uint8, labels=labels) if labels is not None else samples_uint8
-    opts = ScoreOptions(metrics=metrics, features=features, kid_subsets=kid_subsets, progress=progress, **options)
+    opts = ScoreOptions.create(metrics=metrics, features=features, kid_subsets=kid_subsets, progress=progress, **options)
     record = score(source, reference, options=opts)
     out = {
         r.metric: {"value": r.value, "std": r.std, "label": r.label, "higher_is_better": r.higher_is_better,

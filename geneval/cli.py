@@ -79,6 +79,9 @@ def _shared_metric_options(command):
     options = [
         click.option("--heldout", metavar="REF", default=None,
                      help="memorisation: real samples the model never saw, e.g. fashion-mnist:test."),
+        click.option("--targets", metavar="TARGETS", default=None,
+                     help="l1, psnr, ssim, target_agreement: target i of sample i (two folders pair by file name, "
+                          "anything else by index), e.g. fashion-mnist:test."),
         click.option("--out-dir", metavar="DIR", default=None,
                      help="Write files for a person to look at here (memorisation_pairs.png)."),
         click.option("--ci", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None, metavar="LEVEL",
@@ -133,7 +136,7 @@ class _ScoreCommand(click.Command):
 @click.option("-o", "--out", metavar="PATH", default=None, help="Also write the JSON record to PATH.")
 @_shared_metric_options
 def score(samples, ref, metric_names, features, mode, weights, batch_size, no_cache, quiet, num, num_ref,
-          value_range, resize, seed, heldout, out_dir, ci, ci_resamples, ci_seed, as_json, out, **metric_params):
+          value_range, resize, seed, heldout, targets, out_dir, ci, ci_resamples, ci_seed, as_json, out, **metric_params):
     """Score SAMPLES (a folder, .npz, .npy, file.h5:dataset or named dataset) against --ref.
 
     \b
@@ -144,6 +147,8 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
       geneval score fake.npz --ref fashion-mnist:train --metrics precision,recall,density,coverage,intra_fid --ci 0.95
       geneval score fake.npz --ref fashion-mnist:train --heldout fashion-mnist:test --metrics memorisation --out-dir out/
       geneval score fake.npz --features stacked-mnist-cnn --metrics modes,modes_kl
+      geneval score outputs/ --targets targets/ --metrics l1,psnr,ssim
+      geneval score outputs.npz --targets fashion-mnist:test --metrics ssim,target_agreement,classifier_agreement
     """
     from geneval.atomic import write_text_atomic
     from geneval.evaluate import ScoreOptions, score as run_score
@@ -151,7 +156,7 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
     options = ScoreOptions(
         metrics=tuple(m.strip().lower() for m in metric_names.split(",") if m.strip()),
         features=features, mode=mode, weights=weights, num=num, num_ref=num_ref, batch_size=batch_size, seed=seed,
-        heldout=heldout, out_dir=out_dir, ci=ci, ci_resamples=ci_resamples, ci_seed=ci_seed,
+        heldout=heldout, targets=targets, out_dir=out_dir, ci=ci, ci_resamples=ci_resamples, ci_seed=ci_seed,
         use_cache=not no_cache, progress=not quiet, params=metric_params,
     )
     record = run_score(samples, ref, options=options, value_range=value_range, resize=_parse_size(resize))

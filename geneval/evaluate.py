@@ -50,6 +50,7 @@ class ScoreOptions:
     batch_size: int | None = None  # None: the extractor's own (64 for Inception, 500 for domain nets)
     seed: int = 2020  # random draws of KID subsets (torch-fidelity's default seed), NDB's k-means, FD∞, MS-SSIM
     heldout: str | None = None  # real samples the model never saw, for metrics that need them (memorisation)
+    targets: Any = None  # paired metrics: target i of sample i (anything open_source accepts; geneval.paired)
     out_dir: str | None = None  # where metrics write files for a person to look at (memorisation pairs PNG)
     ci: float | None = None  # bootstrap confidence level for every metric, e.g. 0.95; None: no interval
     ci_resamples: int = 100
@@ -98,6 +99,13 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
             f"{', '.join(needing_labels)} needs class labels for the generated samples; {gen_source.name} has none "
             "(use class sub-folders, an .npz with labels, labels=..., or a generator returning (images, labels))"
         )
+    targets_source = None
+    needing_targets = [s.name for s in specs if s.needs_targets]
+    if needing_targets:
+        from geneval.paired import open_targets
+
+        targets_source = open_targets(opts.targets, gen_source, metrics=needing_targets, num=opts.num,
+                                      value_range=value_range)
     needs_ref = any(s.needs_reference for s in specs)
     ref_input = open_reference(ref, num_ref=opts.num_ref) if needs_ref else None
     heldout_input = None
@@ -106,7 +114,9 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     if isinstance(ref_input, StatsFile) and any(s.reference_needs_features for s in specs if s.needs_reference):
         raise GenevalInputError(f"{ref} holds only mu/sigma statistics; KID and k-NN metrics need reference images")
 
-    extractor_name = opts.features or default_extractor(ref)
+    # Metrics of the images alone (SSIM, PSNR, MS-SSIM) need no network: the pixels "extractor" only counts them.
+    images_only = all(s.role == IMAGES_ROLE for s in specs)
+    extractor_name = opts.features or ("pixels" if images_only else default_extractor(ref if ref is not None else opts.targets))
     extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
     # Metrics of images (MS-SSIM) read no layer; one layer is still extracted for the count and labels.
     gen_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.role != IMAGES_ROLE))
@@ -131,7 +141,14 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     if heldout_layers and heldout_input is not None:
         heldout_set, heldout_info = reference_features(heldout_input, extractor, heldout_layers,
                                                        replace(opts, num_ref=None), needs_features=True)
-    sources = {"gen_source": gen_source, "heldout": heldout_set}
+    targets_set = None
+    target_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.needs_targets and s.role != IMAGES_ROLE))
+    if target_layers:
+        targets_set = extract_features(targets_source, extractor, target_layers,
+                                       batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress,
+                                       desc="target features")
+    sources = {"gen_source": gen_source, "heldout": heldout_set, "targets_source": targets_source,
+               "targets": targets_set}
     if opts.out_dir is not None and isinstance(ref_input, Source):
         sources["ref_source"] = ref_input  # for pictures of reference samples
     cache = metrics.MetricCache()  # intermediate results the metrics of this call share (k-NN radii), then dropped
@@ -143,7 +160,9 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         "samples": {**gen_source.describe(), "fingerprint": gen_fingerprint.hexdigest(), "count": gen_set.count},
         "reference": ref_info,
         **({"heldout": heldout_info} if heldout_info is not None else {}),
-        "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache", "params")},
+        **({"targets": {**targets_source.describe(), "fingerprint": targets_source.fingerprint(),
+                        "aligned_by": targets_source.aligned_by}} if targets_source is not None else {}),
+        "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache", "params", "targets")},
         "metric_params": {spec.name: spec.param_values(opts.params) for spec in specs},
         "software": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
         "wall_time_s": round(time.perf_counter() - started, 3),
@@ -259,7 +278,9 @@ def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: Sco
                **measured.details}
     if opts.ci is not None:
         details.update(_interval(spec, inputs, opts, warnings))
-    return Result(spec.name, f"{spec.label} ({extractor.info.name})", measured.value, measured.std,
+    # A metric of the images themselves names no extractor: "SSIM to target", not "SSIM (inception-v3-fid)".
+    label = spec.label if spec.role == IMAGES_ROLE else f"{spec.label} ({extractor.info.name})"
+    return Result(spec.name, label, measured.value, measured.std,
                   spec.higher_is_better, layer, details)
 
 

@@ -1,6 +1,6 @@
 """Pix2Pix (trainers/pix2pix) and the paired datasets: the PatchGAN receptive fields, the U-Net's skips, per-image
-test-time dropout, the edge detector and luma on constructed images, paired metrics equal to their definitions on
-the run's own outputs, and smoke runs that resume exactly."""
+test-time dropout, the edge detector and luma on constructed images, the record's paired metrics equal to geneval's
+on the run's own outputs, and smoke runs that resume exactly (geneval's paired scoring: tests/test_paired.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from geneval.errors import GenevalInputError
 from trainers.common.checkpoint import load_checkpoint
 from trainers.common.runs import RunDir
 from trainers.pix2pix.model import PatchGAN, UNet, receptive_field
-from trainers.pix2pix.train import (PairedData, build, make_config, max_levels, paired_metrics, train, translate)
+from trainers.pix2pix.train import PairedData, build, make_config, max_levels, train, translate
 
 GENEVAL = str(Path(sys.executable).with_name("geneval"))
 
@@ -82,21 +82,6 @@ def test_paired_datasets_pair_with_their_targets(fashion_mnist_dir):
     assert torch.equal(pairs.targets, torch.from_numpy(images[:10].copy()))
 
 
-def test_paired_metrics_are_their_definitions():
-    g = torch.Generator().manual_seed(0)
-    a = torch.randint(0, 256, (6, 1, 28, 28), generator=g, dtype=torch.uint8)
-    b = torch.randint(0, 256, (6, 1, 28, 28), generator=g, dtype=torch.uint8)
-    m = paired_metrics(a, b)
-    diff = (a.double() - b.double())
-    assert m["paired_l1"]["value"] == pytest.approx(float(diff.abs().mean()), rel=1e-12)
-    mse = diff.pow(2).flatten(1).mean(1).numpy()
-    assert m["paired_psnr"]["value"] == pytest.approx(float(np.mean(10 * np.log10(255**2 / mse))), rel=1e-12)
-    same = paired_metrics(a, a)
-    assert same["paired_l1"]["value"] == 0 and same["paired_ssim"]["value"] == pytest.approx(1.0)
-    assert same["paired_psnr"]["details"]["identical"] == 6  # infinite PSNR is counted, not averaged
-    assert same["paired_psnr"]["value"] == float("inf") and same["paired_psnr"]["std"] is None
-
-
 def test_losses_build_what_they_need():
     p = lambda loss: build(make_config(budget="smoke", task="fashion-mnist-edges", overrides={"loss": loss}))
     assert p("l1")[1] is None  # no discriminator
@@ -124,7 +109,15 @@ def test_smoke_train_resume_exactly(loss, tmp_path, fashion_mnist_dir):
     log = lambda run: [{k: v for k, v in e.items() if k != "wall_time_s"} for e in RunDir(tmp_path / run).read_log()]
     assert log("split") == log("whole")
     final = whole["metrics"]["final"]
-    assert {"paired_l1", "paired_psnr", "paired_ssim", "fid"} <= set(final)
+    assert {"l1", "psnr", "ssim", "fid"} <= set(final)
+    # the record's paired metrics are geneval's on the run's own outputs
+    from geneval.metrics import l1
+    from trainers.pix2pix.train import load_generator
+
+    model, _ = load_generator(tmp_path / "whole")
+    test = PairedData("fashion-mnist-edges", "test", num=32)
+    outputs = translate(model, test.inputs, seed=whole["evaluation"]["output_seed"])
+    assert final["l1"]["value"] == pytest.approx(float(l1(outputs, test.targets).mean()), rel=1e-12)
     assert whole["evaluation"]["pairs"] == 32 and (tmp_path / "whole" / "triplets.png").stat().st_size > 0
 
 
@@ -143,18 +136,10 @@ def test_family_cli_and_rescoring(tmp_path, fashion_mnist_dir):
     config = p2p.resolve(preset="pix2pix", budget="smoke", dataset="fashion-mnist-edges",
                          overrides={"sample_features": "fashion-mnist-cnn", "eval_num": "200"}, seed=0)
     record = json.loads((out / "record.json").read_text())
-    same, _ = p2p.evaluate(out, config=config, which="final", metrics=("fid",))
-    assert same["paired_l1"]["value"] == pytest.approx(record["metrics"]["final"]["paired_l1"]["value"], rel=1e-12)
-    off, protocol = p2p.evaluate(out, config=config, which="final", metrics=("fid",), test_dropout=False)
-    assert protocol["test_dropout"] is False and off["paired_l1"]["value"] != same["paired_l1"]["value"]
-
-
-def test_target_agreement_is_one_for_the_targets(fashion_mnist_dir):
-    from trainers.pix2pix.train import target_agreement
-
-    pairs = PairedData("fashion-mnist-edges", "test", num=300)
-    assert target_agreement(pairs.targets, pairs.targets, "fashion-mnist-cnn")["value"] == 1.0
-    assert target_agreement(pairs.inputs, pairs.targets, "fashion-mnist-cnn")["value"] < 0.9  # edges are not clothes
+    same, _ = p2p.evaluate(out, config=config, which="final", metrics=("fid", "l1"))
+    assert same["l1"]["value"] == pytest.approx(record["metrics"]["final"]["l1"]["value"], rel=1e-12)
+    off, protocol = p2p.evaluate(out, config=config, which="final", metrics=("fid", "l1"), test_dropout=False)
+    assert protocol["test_dropout"] is False and off["l1"]["value"] != same["l1"]["value"]
 
 
 def test_bad_configs_fail_at_start():

@@ -44,3 +44,21 @@ register_metric(MetricSpec(
     reference_needs_features=False, compute=_score, layer_role="is", needs_labels=True,
     reference="Isola et al. 2017 (Pix2Pix FCN-score); Odena et al. 2017 (AC-GAN classifier accuracy)",
 ))
+
+
+def _score_against_targets(inputs: MetricInputs) -> MetricValue:
+    """How often output i falls in the class the classifier gives target i: 1.0 when the outputs are the targets."""
+    logits = inputs.gen_features()
+    predicted = np.asarray(inputs.targets.features[inputs.layer]).argmax(axis=1)
+    value = classifier_agreement(logits, predicted)
+    count = len(logits)
+    std = float(np.sqrt(value * (1.0 - value) / count)) if count > 1 else None
+    return MetricValue(value, std, {"num_classes": int(np.asarray(logits).shape[1]), "count": int(count),
+                                    "std": "binomial standard error"})
+
+
+register_metric(MetricSpec(
+    "target_agreement", "Agreement with target class", higher_is_better=True, needs_reference=False,
+    reference_needs_features=False, compute=_score_against_targets, layer_role="is", needs_targets=True,
+    reference="the FCN-score idea (Isola et al. 2017, §4.2) against the classifier's own classes of the targets",
+))

@@ -78,6 +78,10 @@ class MetricInputs:
     heldout: "FeatureSet | None" = None
     gen_source: Any = None
     ref_source: Any = None
+    # Paired metrics (``needs_targets``): target i belongs to sample i (``geneval.paired``); the targets' features
+    # of the metric's layer when it reads one.
+    targets_source: Any = None
+    targets: "FeatureSet | None" = None
 
     def gen_features(self):
         return self.gen.features[self.layer]
@@ -104,6 +108,7 @@ class MetricSpec:
     layer_role: str | None = None  # key of the extractor's default_layers; None: the metric's name
     needs_labels: bool = False  # generated (and reference) class labels are required, e.g. intra-FID
     needs_heldout: bool = False  # held-out real features (ScoreOptions.heldout) are extracted, e.g. memorisation
+    needs_targets: bool = False  # paired targets (ScoreOptions.targets, one per sample), e.g. PSNR, SSIM
     reference: str = ""  # paper and reference implementation, shown by `geneval metrics`
     params: tuple[Param, ...] = ()  # several metrics may share one (precision and recall: k_pr)
 

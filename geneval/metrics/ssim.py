@@ -9,6 +9,9 @@ sigma=1.5, use_sample_covariance=False, data_range=255)`` (tests/test_ssim.py co
 
 PSNR = 10 log10(255² / MSE) per image (MSE over all pixels and channels; identical images → +inf); L1 is the mean
 absolute difference per image, in 0…255 units.
+
+As ``geneval score --metrics l1,psnr,ssim --targets T``: each sample against its target (``geneval.paired``), the
+mean over pairs ± its standard error; PSNR averages the finite values and counts identical pairs apart.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from geneval.errors import GenevalInputError
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, register_metric
 
 WINDOW = 11
 SIGMA = 1.5
@@ -76,3 +80,53 @@ def l1(outputs, targets) -> np.ndarray:
     """Mean absolute difference of each pair, in the images' units → ``[N]``."""
     x, y = _pairs(outputs, targets, "L1")
     return (x - y).abs().flatten(1).mean(1).numpy()
+
+
+# ---------------------------------------------------------------------------------- as registered metrics
+
+PAIR_BATCH = 256
+
+
+def _per_pair(inputs: MetricInputs) -> dict[str, np.ndarray]:
+    """L1, PSNR and SSIM of every (sample, target) pair, in one pass over both sources (shared by the three)."""
+
+    def compute():
+        parts: dict[str, list] = {"l1": [], "psnr": [], "ssim": []}
+        small = min(inputs.gen_source.image_shape[1:]) < WINDOW
+        for (x, _), (y, _) in zip(inputs.gen_source.batches(PAIR_BATCH), inputs.targets_source.batches(PAIR_BATCH)):
+            parts["l1"].append(l1(x, y))
+            parts["psnr"].append(psnr(x, y))
+            if not small:
+                parts["ssim"].append(ssim(x, y))
+        return {k: np.concatenate(v) for k, v in parts.items() if v}
+
+    return inputs.cache.get("paired_images", compute)
+
+
+def _mean_and_error(values: np.ndarray, details: dict | None = None) -> MetricValue:
+    finite = values[np.isfinite(values)]
+    value = float(finite.mean()) if len(finite) else float("inf")  # all pairs identical: PSNR is infinite
+    std = float(finite.std(ddof=1) / np.sqrt(len(finite))) if len(finite) > 1 else None
+    return MetricValue(value, std, {"pairs": int(len(values)), "std": "standard error over pairs", **(details or {})})
+
+
+def _paired(name: str):
+    def compute(inputs: MetricInputs) -> MetricValue:
+        values = _per_pair(inputs)
+        if name not in values:
+            raise GenevalInputError(f"SSIM: images of {list(inputs.gen_source.image_shape[1:])} are smaller than the "
+                                    f"{WINDOW}-pixel window")
+        details = {"identical_pairs": int((~np.isfinite(values[name])).sum())} if name == "psnr" else {}
+        return _mean_and_error(values[name], details)
+
+    return compute
+
+
+for _name, _label, _higher in (("l1", "L1 to target", False), ("psnr", "PSNR to target (dB)", True),
+                               ("ssim", "SSIM to target", True)):
+    register_metric(MetricSpec(
+        _name, _label, higher_is_better=_higher, needs_reference=False, reference_needs_features=False,
+        compute=_paired(_name), layer_role="images", needs_targets=True,
+        reference="Wang et al. 2004 (SSIM); scikit-image structural_similarity" if _name == "ssim" else
+        "per-pair definition (Isola et al. 2017 report L1 and per-pixel scores)",
+    ))

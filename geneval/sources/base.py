@@ -194,6 +194,11 @@ class Source(abc.ABC):
         self.class_names = None
         self._fingerprints.clear()
 
+    @property
+    def available(self) -> int:
+        """Items in the source before ``take`` kept only the first ones."""
+        return self._available
+
     def take(self, num: int | None, *, option: str = "--num") -> None:
         """Keep only the first ``num`` items (all if None); at least two must remain."""
         if num is not None:

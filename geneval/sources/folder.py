@@ -93,6 +93,10 @@ class FolderSource(Source):
         if class_names is not None:
             self._label_origin = "sub-folder names"
 
+    def item_names(self) -> list[str]:
+        """The relative paths of the images, in item order (sorted)."""
+        return [str(rel) for rel in self._files[:len(self)]]
+
     def _read_headers(self) -> tuple[list[tuple[int, int]], list[str]]:
         sizes, modes = [], []
         self._orientations = []

@@ -1,6 +1,7 @@
 """Pix2Pix under the ``geneval.family`` contract (one recipe, ``preset = "pix2pix"``; the spec's ``dataset`` is the
-paired task). Its records carry the paired metrics (L1, PSNR, SSIM of each test output against its target) beside
-FID / precision / recall of the outputs and the domain classifier's agreement with the targets' labels.
+paired task). Its records carry geneval's paired metrics (``l1``, ``psnr``, ``ssim`` of each test output against its
+target; ``target_agreement``) beside FID / precision / recall of the outputs and the domain classifier's agreement
+with the targets' labels — all registered sample metrics, so no family-specific metric is declared.
 
 A translator has no unconditional sampler (``sample(num, seed)`` has no input to translate), so the family
 answers ``sampler`` with the contract's error and re-scores through ``evaluate``: the option ``test_dropout``
@@ -11,9 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from geneval.errors import GenevalInputError
-from geneval.family import EvalOption, Family, ProtocolKey, RecordedMetric
-
-_PAIRS = ("targets", "pairs")
+from geneval.family import EvalOption, Family, ProtocolKey
 
 
 class Pix2PixFamily(Family):
@@ -21,12 +20,6 @@ class Pix2PixFamily(Family):
     eval_options = (EvalOption("test_dropout", bool, None, "Test dropout",
                                "dropout at test time (the paper's noise source; none = true)",
                                protocol=", test-time dropout = {}"),)
-    recorded_metrics: ClassVar[tuple[RecordedMetric, ...]] = (
-        RecordedMetric("paired_l1", "L1", False, protocol=_PAIRS),
-        RecordedMetric("paired_psnr", "PSNR (dB)", True, protocol=_PAIRS),
-        RecordedMetric("paired_ssim", "SSIM", True, protocol=_PAIRS),
-        RecordedMetric("target_agreement", "Agreement with target class", True, protocol=_PAIRS),
-    )
     protocol_keys = (ProtocolKey("targets", footer="; outputs of the test inputs vs their targets `{}`",
                                  label="targets"),
                      ProtocolKey("pairs", footer=" ({} pairs)", label="pairs"))
@@ -67,8 +60,7 @@ class Pix2PixFamily(Family):
             raise GenevalInputError(f"{self.name}: re-scoring covers the final checkpoint without bootstrap")
         model, _ = load_generator(run_dir)
         values, protocol, _ = evaluate(model, config, dropout=test_dropout is not False)
-        recorded = {m.name for m in self.recorded_metrics}
-        return {k: v for k, v in values.items() if k in metrics or k in recorded or not metrics}, protocol
+        return {k: v for k, v in values.items() if k in metrics or not metrics}, protocol
 
 
 PIX2PIX = Pix2PixFamily()

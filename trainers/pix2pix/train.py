@@ -14,10 +14,10 @@ target ``<target>:<split>`` item i (``DatasetSpec.target``). The loop, top to bo
     Adam 2e-4, β = (0.5, 0.999) for both (§3.3); dropout from the global RNG (saved in every checkpoint)
 
 Evaluation on the test split (``eval_num`` pairs): outputs with test-time dropout drawn per image
-(``model.sample_masks``), then per-pair L1, PSNR and SSIM against the targets (``geneval.metrics.ssim``; ± standard
-errors over pairs), and through ``geneval.score``: the domain classifier's agreement with the targets' labels
-(FCN-score, §4.2), FID / precision / recall of the outputs against the test targets; a PNG of input | output |
-target triplets.
+(``model.sample_masks``), scored by ``geneval.score`` with the test targets as ``targets``: per-pair L1, PSNR and SSIM
+(± standard errors over pairs), the domain classifier's agreement with the targets' labels (FCN-score, §4.2) and
+with its own classes of the targets, FID / precision / recall of the outputs against the test targets; a PNG of
+input | output | target triplets.
 
 Budgets: ``smoke`` (seconds, the test suite), ``small`` (≤ 30 minutes of one run on the shared 2-core CPU,
 measured in the records), ``paper`` (the paper's widths, ngf = ndf = 64, and every U-Net level the image allows —
@@ -27,11 +27,9 @@ measured in the records), ``paper`` (the paper's widths, ngf = ndf = 64, and eve
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -49,6 +47,9 @@ log = logging.getLogger(__name__)
 
 INIT, ORDER, EVAL = 501, 502, 503  # stream ids
 LOSSES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
+PAIRED_METRICS = ("l1", "psnr", "ssim")  # each output against its target (geneval.metrics.ssim, geneval.paired)
+# of the outputs as samples (against the test targets), and the domain classifier on them (geneval.metrics.agreement)
+SAMPLE_METRICS = ("fid", "precision", "recall", "classifier_agreement", "target_agreement")
 TASKS = ("fashion-mnist-edges", "cifar10-gray")
 
 
@@ -229,40 +230,6 @@ def translate(model: UNet, inputs_uint8: torch.Tensor, *, seed: int, first: int 
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.uint8)
 
 
-def paired_metrics(outputs: torch.Tensor, targets: torch.Tensor) -> dict:
-    from geneval.metrics.ssim import l1, psnr, ssim
-
-    def summary(values: np.ndarray, label: str, higher: bool) -> dict:
-        finite = values[np.isfinite(values)]
-        value = float(finite.mean()) if len(finite) else float("inf")  # every pair identical: PSNR is infinite
-        std = float(finite.std(ddof=1) / math.sqrt(len(finite))) if len(finite) > 1 else None
-        return {"value": value, "std": std, "label": label, "higher_is_better": higher, "details": {"pairs": int(len(values)),
-                                                                         "identical": int((~np.isfinite(values)).sum())}}
-
-    return {"paired_l1": summary(l1(outputs, targets), "L1 to target (0–255)", False),
-            "paired_psnr": summary(psnr(outputs, targets), "PSNR to target (dB; identical pairs left out)", True),
-            "paired_ssim": summary(ssim(outputs, targets), "SSIM to target", True)}
-
-
-@torch.no_grad()
-def target_agreement(outputs: torch.Tensor, targets: torch.Tensor, features: str) -> dict:
-    """How often the domain classifier puts output i in the class it puts target i in (1.0 when the outputs are
-    the targets; ``classifier_agreement`` compares with the dataset's labels instead, the FCN-score of §4.2)."""
-    from geneval.evaluate import build_extractor
-    from geneval.metrics.agreement import classifier_agreement
-
-    extractor = build_extractor(features, mode=None, weights=None, device="cpu")
-    layer = extractor.default_layer("is")
-
-    def logits(x):
-        return torch.cat([extractor.features(part, (layer,))[layer] for part in x.split(500)]).numpy()
-
-    predicted = logits(targets).argmax(1)
-    return {"value": classifier_agreement(logits(outputs), predicted), "std": None,
-            "label": f"classifier agreement with the targets' predicted classes ({features})",
-            "higher_is_better": True}
-
-
 def evaluate(model: UNet, config: Pix2PixConfig, *, dropout: bool = True) -> tuple[dict, dict, torch.Tensor]:
     """(metrics, protocol, outputs) of the test split."""
     from trainers.common.evaluation import evaluate_samples
@@ -270,15 +237,11 @@ def evaluate(model: UNet, config: Pix2PixConfig, *, dropout: bool = True) -> tup
     test = PairedData(config.task, "test", num=config.eval_num)
     seed = derived_seed(config.seed, EVAL)
     outputs = translate(model, test.inputs, seed=seed, dropout=dropout)
-    metrics = paired_metrics(outputs, test.targets)
     features = config.sample_features or DATASETS.get(test.target).default_extractor
-    names = ("fid", "precision", "recall", "classifier_agreement") if features != "pixels" else ("fid",)
-    scores, protocol = evaluate_samples(outputs, reference=f"{test.target}:test", metrics=names, features=features,
-                                        labels=test.labels, num_ref=config.eval_num,
-                                        kid_subsets=10)
-    metrics.update(scores)
-    if "classifier_agreement" in names:
-        metrics["target_agreement"] = target_agreement(outputs, test.targets, features)
+    names = PAIRED_METRICS + (SAMPLE_METRICS if features != "pixels" else ("fid",))
+    metrics, protocol = evaluate_samples(outputs, reference=f"{test.target}:test", metrics=names, features=features,
+                                         labels=test.labels, num_ref=config.eval_num, kid_subsets=10,
+                                         targets=test.targets)
     protocol.update({"pairs": len(outputs), "task": config.task, "targets": f"{test.target}:test",
                      "test_dropout": dropout, "output_seed": seed})
     return metrics, protocol, outputs

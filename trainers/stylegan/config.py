@@ -161,10 +161,13 @@ BUDGETS: dict[str, dict] = {
     "smoke": dict(steps=10, batch_size=8, channels=8, z_dim=8, fade_images=16, stable_images=16, train_subset=128,
                   val_holdout=64, eval_every=5, val_samples=32, eval_samples=64, eval_num_ref=256,
                   eval_features="pixels", log_every=1, checkpoint_every=2),
-    # ≤ 30 minutes of one run on the shared 2-core CPU (one thread, another job beside it), evaluation included.
-    # Measured (tests' bench, OMP_NUM_THREADS=1, batch 32, 64 channels, 28×28): see STEP_SECONDS below; the
-    # growing schedule reaches 28×28 at step 3 × 32k / 32 = 3000 ... sized in ``small_steps`` below.
-    "small": dict(steps=3000, batch_size=32, channels=48, z_dim=64, fade_images=16_000, stable_images=16_000,
+    # ≤ 30 minutes of one run on the shared 2-core CPU (one thread; load ≈ 4.4 from the other jobs), evaluation
+    # included. Measured seconds per step (batch 32, 32 channels, 5 steps after a warm-up, progan / stylegan-f):
+    # 7×7 0.055 / 0.054, 14×14 fading 0.135 / 0.142, 28×28 0.62 / 0.58. Schedule: 400 steps per phase
+    # (12,800 images): 7×7 to step 400, 14×14 fades in over 400–800, 28×28 over 1200–1600, then 28×28 to
+    # 3000: ≈ 12 + 110 + 1080 s ≈ 20 min of training, plus ≈ 3 min of validation and test evaluation.
+    # (48 channels cost 1.02–1.05 s per 28×28 step: 33 min of training alone.)
+    "small": dict(steps=3000, batch_size=32, channels=32, z_dim=64, fade_images=12_800, stable_images=12_800,
                   val_holdout=5000, eval_every=500, val_samples=2000, eval_samples=10000, log_every=50,
                   checkpoint_every=250),
     # the papers' widths at 28×28 (512 maps at every resolution ≤ 32, z = w = 512, 600k images per phase,

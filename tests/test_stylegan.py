@@ -251,3 +251,18 @@ def test_family_contract_evaluate_and_cli(tmp_path, fashion_mnist_dir, monkeypat
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "growing past the data resolution" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_adam_is_reset_when_a_fade_starts_and_when_it_ends():
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    trainer = StyleGanTraining(smoke("progan"), images=images)  # level 0: steps 0–1, fade 2–3, stable 4–5
+    adam_steps = lambda: int(trainer.opt_g.state[trainer.G.conv_in.weight]["step"])
+    counts = []
+    for _ in range(6):
+        trainer.train_step()
+        counts.append(adam_steps())
+    assert counts == [1, 2, 1, 2, 1, 2]
+    kept = StyleGanTraining(smoke("progan", reset_optimizer_on_grow=False), images=images)
+    for _ in range(6):
+        kept.train_step()
+    assert int(kept.opt_g.state[kept.G.conv_in.weight]["step"]) == 6

@@ -82,6 +82,10 @@ class StyleGanTraining:
         return growth(step * cfg.batch_size, levels=cfg.levels, fade_images=cfg.fade_images,
                       stable_images=cfg.stable_images)
 
+    def phase(self, step: int) -> tuple[int, bool]:
+        level, alpha = self.growth_at(step)
+        return level, alpha < 1.0
+
     def growth_state(self) -> dict:
         """Where the run is on the schedule after ``step`` steps: images shown, and the level, α and resolution
         the last step trained at (what the generator is sampled at)."""
@@ -126,8 +130,10 @@ class StyleGanTraining:
     def train_step(self) -> dict[str, float]:
         cfg, G, D = self.cfg, self.G, self.D
         level, alpha = self.growth_at(self.step)
-        if cfg.reset_optimizer_on_grow and self.step > 0 and self.growth_at(self.step - 1)[0] != level:
-            self.opt_g.state.clear()  # the official code's reset_opt_for_new_lod: fresh Adam moments per level
+        if cfg.reset_optimizer_on_grow and self.step > 0 and self.phase(self.step - 1) != self.phase(self.step):
+            # the official code's reset_opt_for_new_lod: fresh Adam moments when a fade starts and when it ends
+            # (floor or ceil of ProGAN's level-of-detail changes)
+            self.opt_g.state.clear()
             self.opt_d.state.clear()
         g = generator(cfg.seed, NOISE, self.step)
 

@@ -80,7 +80,8 @@ def test_pixel_norm_and_minibatch_stddev_on_constructed_inputs():
     out = minibatch_stddev(x, group_size=2)
     assert out.shape == (4, 3, 2, 2) and torch.equal(out[:, :2], x)
     assert torch.allclose(out[:, 2], torch.tensor([1.0, 1e-4, 1.0, 1e-4]).view(4, 1, 1).expand(4, 2, 2), atol=1e-6)
-    assert torch.allclose(minibatch_stddev(x, group_size=4)[:, 2], torch.full((4, 2, 2), float(x.std(0, unbiased=False).mean())))
+    whole_batch = float(x.std(0, unbiased=False).mean())
+    assert torch.allclose(minibatch_stddev(x, group_size=4)[:, 2], torch.full((4, 2, 2), whole_batch))
 
 
 def test_fade_in_is_the_upsampled_old_image_at_zero_and_the_new_block_at_one():
@@ -127,7 +128,8 @@ def test_without_noise_inputs_the_generator_is_deterministic_in_w_and_samples_de
     quiet = StyleGanSampler(generator_of("stylegan-d"), level=2, alpha=1.0, out_size=28)
     ws = quiet.styles(4, seed=1)
     assert quiet.noise(4, 1) is None
-    assert torch.equal(quiet.synthesize(ws), quiet.synthesize(ws)) and torch.equal(quiet.sample(4, 1), quiet.synthesize(ws))
+    assert torch.equal(quiet.synthesize(ws), quiet.synthesize(ws))
+    assert torch.equal(quiet.sample(4, 1), quiet.synthesize(ws))
     noisy = StyleGanSampler(generator_of("stylegan-e"), level=2, alpha=1.0, out_size=28)
     ws = noisy.styles(4, seed=1)
     assert not torch.equal(noisy.synthesize(ws, noisy.noise(4, 1)), noisy.synthesize(ws, noisy.noise(4, 2)))

@@ -78,7 +78,8 @@ class StyleGanConfig:
     def validate(self) -> None:
         def choice(key, allowed):
             if getattr(self, key) not in allowed:
-                raise GenevalInputError(f"{key}={getattr(self, key)!r} is unknown; expected one of {', '.join(allowed)}")
+                raise GenevalInputError(f"{key}={getattr(self, key)!r} is unknown; "
+                                        f"expected one of {', '.join(allowed)}")
 
         choice("dataset", tuple(DATASETS))
         choice("loss", LOSSES)

@@ -8,7 +8,8 @@
     E  + per-layer noise inputs with learned per-channel scales
     F  + style-mixing regularisation (a training-time choice of the styles, in ``train.py``)
 
-Resolutions: ``start`` × 2^level for level = 0 … levels − 1: 7 → 14 → 28 for 28×28 data, 8 → 16 → 32 for 32×32.
+Resolutions: ``start`` × 2^level for level = 0 … levels − 1: 7 → 14 → 28 for 28×28 data, 8 → 16 → 32 for
+32×32.
 Each level has two convolutions, so the generator has ``2 · levels`` style inputs ("layers", coarse to fine).
 
 Growing (ProGAN §3, Fig. 2): at level k with fade-in ``alpha`` the generator's image is
@@ -137,7 +138,8 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     """ProGAN's discriminator (Table 2): fromRGB (1×1) at the current resolution, [conv 3×3, conv 3×3,
-    downsample] per level, then minibatch stddev → conv 3×3 → dense → dense to one score at the start resolution."""
+    downsample] per level, then minibatch stddev → conv 3×3 → dense → dense to one score at the start
+    resolution."""
 
     def __init__(self, *, channels: int, in_channels: int, start: int, levels: int, resample: str,
                  mbstd_group: int):

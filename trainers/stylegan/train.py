@@ -262,7 +262,8 @@ def finish(trainer: StyleGanTraining, run: RunDir, outcome: Outcome, *, n_train:
         save_grid(run.file(f"samples_{which}.png"), samples[:100], ncols=10, scale=2)
     artifacts = pictures.draw_all(StyleGanSampler.from_run(run.path, which="final"), run.path, seed=cfg.sample_seed,
                                   psi=cfg.picture_psi)
-    evaluation.plot_curves(run.read_log(), run.file("curves.png"), title=f"{cfg.preset} ({cfg.budget}) on {cfg.dataset}")
+    evaluation.plot_curves(run.read_log(), run.file("curves.png"),
+                           title=f"{cfg.preset} ({cfg.budget}) on {cfg.dataset}")
     params = {"generator": count_parameters(trainer.G), "discriminator": count_parameters(trainer.D)}
     if trainer.G.mapping is not None:
         params["mapping"] = count_parameters(trainer.G.mapping)

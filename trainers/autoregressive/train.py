@@ -193,15 +193,40 @@ BUDGETS: dict[str, dict[str, dict]] = {
                        "small": dict(steps=3000, channels=16, num_layers=5, out_channels=64, batch_size=32),
                        "small:fashion-mnist": dict(steps=2000),
                        "paper": dict(steps=60000, channels=64, num_layers=7, out_channels=256, batch_size=64)},
+    # PixelCNN++, Row LSTM, Diagonal BiLSTM. small: ≤ 30 minutes for one run (training + evaluation on the test
+    # split + samples) on one thread of a 2-core CPU shared with two other training jobs, estimated from seconds
+    # per step measured over 4 steps (batch 16) and forward passes of 100 images there:
+    #   pixelcnnpp  filters 32, 1 block, 5 components: 0.67 s/step at 28×28 (0.93 at 32×32); 10k test images
+    #               2.3 min (2.7); 100 samples ≈ 6 min (50 samples at 32×32 ≈ 6.5 min)  → 1200 steps ≈ 22 min
+    #               (CIFAR-10: 800 steps ≈ 21 min)
+    #   row-lstm    h 16, 4 layers: 0.16 s/step; test 0.6 min; 100 samples ≈ 2 min → 6000 steps ≈ 19 min
+    #   diagonal-bilstm  h 16, 2 layers: 0.72 s/step (4 layers: 1.1–1.3); test ≈ 1.5 min; 100 samples ≈ 3 min
+    #               → 1300 steps ≈ 20 min
+    # Sampling is a forward pass per pixel, so the small runs draw 100 samples (50 on CIFAR-10), not 200.
+    # paper: PixelCNN++ as the reference's train.py (160 filters, 5 blocks per resolution, 10 components,
+    # dropout 0.5, Polyak 0.9995, lr 1e-3, batch 16 per GPU × 8 GPUs = 128) — the same network at 28×28 (the
+    # three resolutions are 28, 14, 7); PixelRNN as its paper (§5 and its table of hyper-parameters): binarised
+    # MNIST a 7-layer Diagonal BiLSTM with h = 16, CIFAR-10 12 layers with h = 128 (here single-channel data
+    # only, so the 28×28 8-bit datasets get the 12 × 128 model, "paper:mnist", "paper:fashion-mnist"). The
+    # output layers' width is not given; 2h here. Steps: the papers train for days on GPUs; these are nominal.
     "pixelcnnpp": {"smoke": {**SMOKE, "filters": 4, "nr_resnet": 1, "num_mix": 2, "ema_decay": 0.9},
-                   "small": dict(),
-                   "paper": dict()},
+                   "small": dict(steps=1200, filters=32, nr_resnet=1, num_mix=5, batch_size=16, ema_decay=0.999,
+                                 num_samples=100, timing_num=100),
+                   "small:cifar10": dict(steps=800, num_samples=50, timing_num=50),
+                   "paper": dict(steps=300000, filters=160, nr_resnet=5, num_mix=10, dropout=0.5, batch_size=128,
+                                 lr=1e-3, ema_decay=0.9995, warmup_steps=0, checkpoint_every=1000)},
     "row-lstm": {"smoke": {**SMOKE, "hidden": 2, "num_layers": 1, "out_channels": 8},
-                 "small": dict(),
-                 "paper": dict()},
+                 "small": dict(steps=6000, hidden=16, num_layers=4, out_channels=32, batch_size=16,
+                               num_samples=100, timing_num=100),
+                 "paper": dict(steps=100000, hidden=16, num_layers=7, out_channels=32, batch_size=16),
+                 "paper:mnist": dict(hidden=128, num_layers=12, out_channels=256),
+                 "paper:fashion-mnist": dict(hidden=128, num_layers=12, out_channels=256)},
     "diagonal-bilstm": {"smoke": {**SMOKE, "hidden": 2, "num_layers": 1, "out_channels": 8},
-                        "small": dict(),
-                        "paper": dict()},
+                        "small": dict(steps=1300, hidden=16, num_layers=2, out_channels=32, batch_size=16,
+                                      num_samples=100, timing_num=100),
+                        "paper": dict(steps=100000, hidden=16, num_layers=7, out_channels=32, batch_size=16),
+                        "paper:mnist": dict(hidden=128, num_layers=12, out_channels=256),
+                        "paper:fashion-mnist": dict(hidden=128, num_layers=12, out_channels=256)},
 }
 BUDGET_NAMES = ("smoke", "small", "paper")
 

@@ -294,7 +294,8 @@ class PixelCNNpp(Autoregressive):
     @torch.inference_mode()
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
         """Pixel by pixel: one full forward pass (over rows 0 … i rounded up to a multiple of 4: no layer reads a
-        row below its output row, so the cropped image gives row i the same parameters), then, from the sample's own uniforms (C + 1 per pixel), the
+        row below its output row, so the cropped image gives row i the same parameters, up to float32 rounding
+        of convolutions summed in another order), then, from the sample's own uniforms (C + 1 per pixel), the
         mixture component (inverse CDF of π; nn.py draws it with Gumbel noise) and each channel in order from
         that component's discretised logistic over the ``levels`` values, its mean moved by the channels drawn
         before it."""

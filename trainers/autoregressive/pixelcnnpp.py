@@ -305,6 +305,8 @@ class PixelCNNpp(Autoregressive):
         labels = None if labels is None else torch.as_tensor(labels)
         u = sample_uniforms(num, (c + 1) * h * w, seed=seed, first=first).view(num, c + 1, h, w)
         x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels))
+        if num == 0:
+            return x
         values = torch.linspace(-1.0, 1.0, self.levels)  # the bins' centres, scaled
         index = torch.arange(num)
         for i in range(h):

@@ -1,6 +1,7 @@
-"""PixelRNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016a, §3 and Table 1), read top to bottom: the two
-spatial LSTM layers — Row LSTM and Diagonal BiLSTM — inside residual blocks, between a 7×7 mask-A convolution and
-two 1×1 output layers, with a 256-way softmax per pixel (or a Bernoulli for binarised data).
+"""PixelRNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016a, §3 and Table 1), read top to bottom: channel
+masks, the two spatial LSTM layers — Row LSTM and Diagonal BiLSTM — inside residual blocks, between a 7×7 mask-A
+convolution and two 1×1 mask-B output layers, with a 256-way softmax per channel (or a Bernoulli for binarised
+data).
 
     first layer     7×7 convolution, mask A (never the pixel itself)
     h residual      2h features in; the LSTM's input-to-state makes 4h gate pre-activations (h per gate), its
@@ -15,8 +16,12 @@ two 1×1 output layers, with a 256-way softmax per pixel (or a Bernoulli for bin
                     it is added to the left-to-right one, so that it never sees the current row (§3.2)
     output          ReLU → 1×1 → ReLU → 1×1 to the logits
 
-Single-channel images only: the R → G → B masking of the paper's colour models (Fig. 2) is not implemented.
-Gates follow the paper's eq. 3: [o, f, i, g] = [σ, σ, σ, tanh](K^ss ⊛ h_{i−1} + K^is ⊛ x_i), c_i = f ⊙ c_{i−1} +
+Colour images (§3.4, Fig. 4): every layer's features are split into C groups, one per colour channel, and the
+convolutions that read the current pixel are masked so that group c reads input groups < c (mask A, the first
+layer: R sees no channel of its pixel, G sees R, B sees R and G) or ≤ c (mask B, every later layer); positions
+strictly before the pixel are read in full. The state-to-state convolutions read only earlier pixels (the row
+above; the pixels to the left and above) and stay unmasked, and the LSTM's elementwise updates keep each unit in
+its group. Sampling then draws channel by channel, one forward pass each. Gates follow the paper's eq. 3: [o, f, i, g] = [σ, σ, σ, tanh](K^ss ⊛ h_{i−1} + K^is ⊛ x_i), c_i = f ⊙ c_{i−1} +
 i ⊙ g, h_i = o ⊙ tanh(c_i).
 """
 
@@ -26,7 +31,32 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainers.autoregressive.models import Autoregressive, MaskedConv2d, draw, sample_uniforms, value_dtype
+from trainers.autoregressive.models import Autoregressive, draw, sample_uniforms, value_dtype
+
+
+def groups(num_features: int, channels: int) -> torch.Tensor:
+    """The colour channel each of ``num_features`` features belongs to: feature u → u·C // n (C equal groups)."""
+    return torch.arange(num_features) * channels // num_features
+
+
+class MaskedConv(nn.Conv2d):
+    """A (kh × kw) convolution, zero-padded to keep the size, that reads the positions before the centre in full
+    and, at the centre, input group g into output group c only if g < c (mask A) or g ≤ c (mask B); nothing
+    after the centre. With one channel, mask A hides the centre and mask B keeps it (PixelCNN's masks)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel, *, kind: str, in_groups: torch.Tensor,
+                 out_groups: torch.Tensor):
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2))
+        mask = torch.zeros(out_channels, in_channels, kh, kw)
+        mask[:, :, :kh // 2] = 1  # rows above the centre
+        mask[:, :, kh // 2, :kw // 2] = 1  # the centre row, left of the centre
+        centre = out_groups[:, None] > in_groups[None] if kind == "A" else out_groups[:, None] >= in_groups[None]
+        mask[:, :, kh // 2, kw // 2] = centre.float()
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 
 def lstm_update(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,29 +66,18 @@ def lstm_update(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, 
     return torch.sigmoid(o) * torch.tanh(cell), cell
 
 
-class RowConv(nn.Conv2d):
-    """The Row LSTM's input-to-state: a 1×k convolution along the row that sees columns ≤ j (mask B)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel: int):
-        super().__init__(in_channels, out_channels, (1, kernel), padding=(0, kernel // 2))
-        mask = torch.ones(1, kernel)
-        mask[0, kernel // 2 + 1:] = 0
-        self.register_buffer("mask", mask[None, None], persistent=False)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
-
-
 class RowLSTM(nn.Module):
     """A residual Row LSTM block (§3.1): row i's state reads row i − 1's hidden state at columns j − k//2 …
     j + k//2 and the block input's row i at columns ≤ j."""
 
-    def __init__(self, hidden: int, kernel: int = 3):
+    def __init__(self, hidden: int, kernel: int = 3, *, channels: int = 1):
         super().__init__()
         self.hidden = hidden
-        self.input_to_state = RowConv(2 * hidden, 4 * hidden, kernel)
+        block, gates, units = groups(2 * hidden, channels), groups(hidden, channels).repeat(4), groups(hidden, channels)
+        self.input_to_state = MaskedConv(2 * hidden, 4 * hidden, (1, kernel), kind="B", in_groups=block,
+                                         out_groups=gates)  # along the row: columns ≤ j
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, kernel, padding=kernel // 2)
-        self.up = nn.Conv2d(hidden, 2 * hidden, 1)
+        self.up = MaskedConv(hidden, 2 * hidden, 1, kind="B", in_groups=units, out_groups=block)
 
     def forward(self, x):
         b, _, rows, cols = x.shape
@@ -90,10 +109,11 @@ class DiagonalLSTM(nn.Module):
     column j − 1's hidden state at rows i − 1 and i (a 2×1 convolution), i.e. the pixels above and to the
     left in the image."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, *, channels: int = 1):
         super().__init__()
         self.hidden = hidden
-        self.input_to_state = nn.Conv2d(2 * hidden, 4 * hidden, 1)
+        self.input_to_state = MaskedConv(2 * hidden, 4 * hidden, 1, kind="B", in_groups=groups(2 * hidden, channels),
+                                         out_groups=groups(hidden, channels).repeat(4))
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, 2)  # padded one row on top: rows i − 1, i
 
     def forward(self, x):
@@ -111,10 +131,11 @@ class DiagonalBiLSTM(nn.Module):
     """A residual Diagonal BiLSTM block: left-to-right plus the right-to-left direction (the same layer on the
     mirrored map) shifted down one row, 1×1 back to 2h, plus the input."""
 
-    def __init__(self, hidden: int):
+    def __init__(self, hidden: int, *, channels: int = 1):
         super().__init__()
-        self.left, self.right = DiagonalLSTM(hidden), DiagonalLSTM(hidden)
-        self.up = nn.Conv2d(hidden, 2 * hidden, 1)
+        self.left, self.right = DiagonalLSTM(hidden, channels=channels), DiagonalLSTM(hidden, channels=channels)
+        self.up = MaskedConv(hidden, 2 * hidden, 1, kind="B", in_groups=groups(hidden, channels),
+                             out_groups=groups(2 * hidden, channels))
 
     def forward(self, x):
         right = self.right(x.flip(3)).flip(3)  # sees the pixels above and to the right, and the pixel itself
@@ -126,25 +147,31 @@ class PixelRNN(Autoregressive):
     """``layer`` = "row" (Row LSTM) or "diagonal" (Diagonal BiLSTM); ``num_layers`` residual LSTM blocks of h =
     ``hidden`` units. Binarised MNIST, Table 4 / §5: 7 Diagonal BiLSTM layers, h = 16."""
 
-    sampling_note = "a forward pass over rows ≤ i for every pixel of row i (rows below cannot change it)"
+    sampling_note = "a forward pass over rows ≤ i for every channel of every pixel of row i (rows below cannot change it)"
 
     def __init__(self, *, shape, levels: int, layer: str = "diagonal", hidden: int = 16, num_layers: int = 7,
                  out_channels: int = 256, kernel: int = 3):
         super().__init__(shape=shape, levels=levels)
-        if shape[0] != 1:
-            raise ValueError(f"PixelRNN here models single-channel images (no R→G→B masking), got shape {tuple(shape)}")
+        c = shape[0]
         if layer not in ("row", "diagonal"):
             raise ValueError(f"layer must be 'row' or 'diagonal', got {layer!r}")
-        self.first = MaskedConv2d("A", 1, 2 * hidden, 7)
-        self.blocks = nn.Sequential(*(RowLSTM(hidden, kernel) if layer == "row" else DiagonalBiLSTM(hidden)
-                                      for _ in range(num_layers)))
-        self.out1 = nn.Conv2d(2 * hidden, out_channels, 1)
-        self.out2 = nn.Conv2d(out_channels, self.num_logits, 1)
+        if min(hidden, out_channels) < c:
+            raise ValueError(f"hidden and out_channels must be ≥ the {c} channels (one feature group each)")
+        block = groups(2 * hidden, c)
+        self.first = MaskedConv(c, 2 * hidden, 7, kind="A", in_groups=torch.arange(c), out_groups=block)
+        self.blocks = nn.Sequential(*(RowLSTM(hidden, kernel, channels=c) if layer == "row"
+                                      else DiagonalBiLSTM(hidden, channels=c) for _ in range(num_layers)))
+        self.out1 = MaskedConv(2 * hidden, out_channels, 1, kind="B", in_groups=block,
+                               out_groups=groups(out_channels, c))
+        # logits [B, K·C] viewed as [B, K, C]: output k·C + c belongs to channel c
+        self.out2 = MaskedConv(out_channels, self.num_logits * c, 1, kind="B", in_groups=groups(out_channels, c),
+                               out_groups=torch.arange(self.num_logits * c) % c)
 
     def network(self, xs: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, K, 1, H, W]`` from the scaled image ``xs`` ``[B, 1, H, W]`` (differentiable in ``xs``)."""
+        """Logits ``[B, K, C, H, W]`` from the scaled image ``xs`` ``[B, C, H, W]`` (differentiable in ``xs``)."""
         out = self.out2(F.relu(self.out1(F.relu(self.blocks(self.first(xs))))))
-        return out[:, :, None]
+        b, _, rows, cols = out.shape
+        return out.view(b, self.num_logits, self.shape[0], rows, cols)
 
     def logits(self, x, labels=None):
         return self.network(self.scaled(x))
@@ -156,7 +183,10 @@ class PixelRNN(Autoregressive):
         c, h, w = self.shape
         u = sample_uniforms(num, self.num_dims, seed=seed, first=first).view(num, c, h, w)
         x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels))
+        if num == 0:
+            return x
         for i in range(h):
             for j in range(w):
-                x[:, 0, i, j] = draw(self.logits(x[:, :, :i + 1])[:, :, 0, i, j], u[:, 0, i, j])
+                for k in range(c):  # channel k's logits read channels < k of this pixel: one pass per channel
+                    x[:, k, i, j] = draw(self.logits(x[:, :, :i + 1])[:, :, k, i, j], u[:, k, i, j])
         return x

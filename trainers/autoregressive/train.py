@@ -26,7 +26,7 @@ from trainers.common.likelihood_training import (LikelihoodTrainConfig, Spec, Tr
 from trainers.common.seeding import derived_seed
 
 PYTORCH_GENERATIVE = "pytorch-generative README (dynamically binarised MNIST, test NLL in nats)"
-PIXELRNN_PAPER = "van den Oord et al. 2016a (Pixel Recurrent Neural Networks), Tables 4 and 5"
+PIXELRNN_PAPER = "van den Oord et al. 2016a (Pixel Recurrent Neural Networks), test NLL tables"
 PIXELCNNPP_PAPER = "Salimans et al. 2017 (PixelCNN++), Table 1"
 CLASSIC = ("fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn")  # the models of AutoregressiveConfig
 

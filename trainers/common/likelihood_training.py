@@ -7,8 +7,8 @@ run folder, checkpoints, exact resume and logging are ``trainers.common.harness`
            whether or not the run was interrupted before it
     train  Adam, linear warm-up then cosine decay computed from the step (no scheduler state), gradient
            clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats; with
-           ``ema_decay`` > 0 in the config, a Polyak average of the weights (EMA after every step, PixelCNN++
-           §2.6) is kept, checkpointed, evaluated and sampled instead of the last weights
+           ``ema_decay`` > 0 in the config, a Polyak average of the weights (an EMA after every step, as the
+           PixelCNN++ reference's ``polyak_decay``) is kept, checkpointed, evaluated and sampled instead of the last weights
     save   ``checkpoint.pt`` (the harness's, atomic) every ``checkpoint_every`` steps and at the end: model and
            optimizer under ``trainer``, step, training wall time, the global RNG states, and ``family``,
            ``model_name`` and ``budget`` for the ``geneval.likelihood`` entry points

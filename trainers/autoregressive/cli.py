@@ -1,11 +1,11 @@
-"""``geneval train fvsbn|nade|made|pixelcnn|gated-pixelcnn`` (the trainer modules load when a command runs)."""
+"""``geneval train fvsbn|nade|made|pixelcnn|gated-pixelcnn|pixelcnnpp|row-lstm|diagonal-bilstm`` (the trainer modules load when a command runs)."""
 
 from __future__ import annotations
 
 from trainers.cli import train
 from trainers.common.likelihood_cli import likelihood_command
 
-MODELS = ("fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn")
+MODELS = ("fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "pixelcnnpp", "row-lstm", "diagonal-bilstm")
 
 
 def _runner(model: str):

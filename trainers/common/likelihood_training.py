@@ -6,7 +6,9 @@ run folder, checkpoints, exact resume and logging are ``trainers.common.harness`
            binarisation is drawn from ``generator(seed, BINARIZE, step)``, so step s draws the same data
            whether or not the run was interrupted before it
     train  Adam, linear warm-up then cosine decay computed from the step (no scheduler state), gradient
-           clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats
+           clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats; with
+           ``ema_decay`` > 0 in the config, a Polyak average of the weights (an EMA after every step, as the
+           PixelCNN++ reference's ``polyak_decay``) is kept, checkpointed, evaluated and sampled instead of the last weights
     save   ``checkpoint.pt`` (the harness's, atomic) every ``checkpoint_every`` steps and at the end: model and
            optimizer under ``trainer``, step, training wall time, the global RNG states, and ``family``,
            ``model_name`` and ``budget`` for the ``geneval.likelihood`` entry points
@@ -22,6 +24,7 @@ optional extra metrics and pictures. Models implement ``loss(x, labels, generato
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -189,6 +192,11 @@ class LikelihoodTraining:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.model.train()
         self.step = 0
+        # Polyak averaging. Configs without an ema_decay field (every model before PixelCNN++) train without it;
+        # the field is not on LikelihoodTrainConfig because a new field would change every committed record's
+        # config hash.
+        self.ema_decay = float(getattr(config, "ema_decay", 0.0))
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if self.ema_decay > 0 else None
 
     def train_step(self) -> dict[str, float]:
         config, step = self.config, self.step
@@ -201,6 +209,12 @@ class LikelihoodTraining:
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:  # ema ← decay · ema + (1 − decay) · θ
+            with torch.no_grad():
+                for averaged, current in zip(self.ema.parameters(), self.model.parameters()):
+                    averaged.lerp_(current, 1.0 - self.ema_decay)
+                for averaged, current in zip(self.ema.buffers(), self.model.buffers()):
+                    averaged.copy_(current)
         self.step += 1
         return {"train_nats": float(loss.detach())}
 
@@ -209,12 +223,22 @@ class LikelihoodTraining:
         return {"train_nats": round(nats, 4), "train_bits_per_dim": round(nats / (self.data.num_dims * math.log(2)), 5),
                 "lr": lr_at(self.step - 1, self.config)}
 
+    @property
+    def evaluated_model(self) -> torch.nn.Module:
+        """What is evaluated and sampled: the Polyak average when kept, else the last weights."""
+        return self.model if self.ema is None else self.ema
+
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
 
 def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = False,
@@ -238,7 +262,8 @@ def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = Fa
     outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
     if outcome.stopped:
         return None
-    return evaluate_run(spec, trainer.model, config, data, harness.run, budget=budget, steps=outcome.step,
+    model = getattr(trainer, "evaluated_model", trainer.model)  # the EMA weights when the run keeps them
+    return evaluate_run(spec, model, config, data, harness.run, budget=budget, steps=outcome.step,
                         train_wall_time_s=outcome.train_wall_time_s)
 
 
@@ -365,7 +390,8 @@ def load_for_likelihood(state: dict, specs: dict[str, Spec], config_class: type)
                              if k in fields})
     data = TrainingData(config.dataset, seed=config.seed, train_num=2)  # the model's shapes; no training data
     model = build_model(spec, config, data)
-    model.load_state_dict(state["trainer"]["model"])
+    weights = state["trainer"].get("ema", state["trainer"]["model"])  # the Polyak average, if the run kept one
+    model.load_state_dict(weights)
     adapter = LikelihoodAdapter(model, kind=spec.kind(config), convention=data.convention,
                                 conditional=bool(getattr(model, "conditional", False)))
     adapter.default_split = data.test_split

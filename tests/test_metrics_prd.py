@@ -127,8 +127,9 @@ def test_cli(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GENEVAL_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "geneval", "score", str(tmp_path / "gen.npz"), "--ref",
                              str(tmp_path / "ref.npz"), "--features", "pixels", "--metrics", "prd_f8,prd_f1_8",
-                             "--prd-runs", "3", "--prd-clusters", "5", "--seed", "7", "--out-dir", str(tmp_path / "out"),
-                             "--json", "-q", "--no-cache", "--ci", "0.9", "--ci-resamples", "3"],
+                             "--prd-runs", "3", "--prd-clusters", "5", "--seed", "7",
+                             "--out-dir", str(tmp_path / "out"), "--json", "-q", "--no-cache", "--ci", "0.9",
+                             "--ci-resamples", "3"],
                             check=True, capture_output=True, text=True, env=env)
     rows = {r["metric"]: r for r in json.loads(result.stdout)["results"]}
     to_features = lambda a: a.reshape(len(a), -1).astype(np.float32) / np.float32(255)  # noqa: E731

@@ -78,8 +78,8 @@ def test_cli(tmp_path):
     np.savez(tmp_path / "ref.npz", x=ref)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GENEVAL_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "geneval", "score", str(tmp_path / "gen.npz"), "--ref",
-                             str(tmp_path / "ref.npz"), "--features", "pixels", "--metrics", "rarity", "--rarity-k", "2",
-                             "--json", "-q", "--no-cache", "--ci", "0.9", "--ci-resamples", "4"],
+                             str(tmp_path / "ref.npz"), "--features", "pixels", "--metrics", "rarity",
+                             "--rarity-k", "2", "--json", "-q", "--no-cache", "--ci", "0.9", "--ci-resamples", "4"],
                             check=True, capture_output=True, text=True, env=env)
     row = next(r for r in json.loads(result.stdout)["results"] if r["metric"] == "rarity")
     to_features = lambda a: a.reshape(len(a), -1).astype(np.float32) / np.float32(255)  # noqa: E731

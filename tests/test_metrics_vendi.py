@@ -14,6 +14,7 @@ from geneval.errors import GenevalInputError
 from geneval.metrics.vendi import vendi_per_class
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # vendi-score imports scipy.sparse.csr
 
 
 def _features(seed, n=300, dim=24):

@@ -341,3 +341,36 @@ def _accumulate(counts: BallCounts, inside: torch.Tensor, extra_q: np.ndarray, e
     np.add.at(counts.per_query, qlo + extra_q, 1)
     counts.any_per_centre[clo : clo + len(per_ball)] |= per_ball
     counts.any_per_centre[clo + extra_c] = True
+
+
+def smallest_ball(queries: Points, centres: Points, radii_sq: np.ndarray, rule: str = "<") -> np.ndarray:
+    """Per query, the smallest r_j² among the centres whose ball holds it (``RULES[rule](d², r_j²)``), else +inf.
+
+    One pass over query × centre blocks, as ``ball_membership``: pairs that float32 decides with certainty are
+    taken from the block, the others are rechecked in float64 (rarity score: the smallest k-NN ball of a real
+    sample that holds a generated one).
+    """
+    if rule != "<":  # _classify's "certainly inside" is d² < r²; the other rules differ only on exact ties
+        raise ValueError(f"smallest_ball supports the strict rule '<' only, got {rule!r}")
+    best = np.full(queries.count, np.inf)
+    q_norms = torch.from_numpy(queries.sq_norms.astype(np.float32))
+    c_norms = torch.from_numpy(centres.sq_norms.astype(np.float32))
+    r32 = torch.from_numpy(radii_sq.astype(np.float32))
+    r64 = torch.from_numpy(np.asarray(radii_sq, dtype=np.float64))
+    slack_q = torch.from_numpy(queries.slack.astype(np.float32))
+    slack_c = torch.from_numpy(centres.slack.astype(np.float32))
+    for qlo in range(0, queries.count, queries.chunk):
+        qhi = min(qlo + queries.chunk, queries.count)
+        q = queries.block(qlo, qhi)
+        for clo in range(0, centres.count, centres.chunk):
+            chi = min(clo + centres.chunk, centres.count)
+            d2 = _sq_block(q, centres.block(clo, chi), q_norms[qlo:qhi], c_norms[clo:chi])
+            inside, (qi, cj), d2_exact, r2_exact = _classify(
+                queries, centres, d2, (slack_q[qlo:qhi], slack_c[clo:chi]), r32, radii_sq, "centre", qlo, qhi, clo,
+                chi)
+            del d2
+            block_min = torch.where(inside, r64[None, clo:chi], torch.tensor(np.inf, dtype=torch.float64)).amin(1)
+            np.minimum(best[qlo:qhi], block_min.numpy(), out=best[qlo:qhi])
+            hits = RULES[rule](d2_exact, r2_exact)
+            np.minimum.at(best, qlo + qi[hits], r2_exact[hits])
+    return best

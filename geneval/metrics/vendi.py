@@ -1,0 +1,119 @@
+"""The Vendi score (Friedman & Dieng 2023, "The Vendi Score: A Diversity Evaluation Metric for Machine Learning").
+
+For n samples and a similarity kernel with k(x, x) = 1, the Vendi score is the exponential of the Shannon entropy
+of the eigenvalues λ_i of K/n (which sum to 1):
+
+    VS = exp(−Σ_i λ_i log λ_i)        (terms with λ_i ≤ 0 are dropped, as in the reference)
+
+It is the "effective number" of distinct samples: n identical samples give 1, k well-separated groups of identical
+samples (equal sizes) give k, n mutually orthogonal samples give n. Higher is more diverse. Reference-free.
+
+Kernels:
+
+* ``cosine`` (default): k(x, y) = x̂·ŷ on L2-normalised features. K/n = X̂X̂ᵀ/n has the same non-zero eigenvalues
+  as the d×d matrix X̂ᵀX̂/n, which is accumulated in float64 over row chunks: memory O(d²), never n×n (this is
+  the reference's ``score_dual``).
+* ``polynomial``: scikit-learn's polynomial kernel (γ·x·y + 1)^degree with γ = 1/d on the raw features, normalised
+  to a unit diagonal (K_ij / sqrt(K_ii K_jj)), as the reference's ``score_K(K, normalize=True)``. It has no small
+  explicit feature map, so this one does build the n×n matrix (float64, n ≤ ``POLYNOMIAL_MAX_SAMPLES``).
+
+Reference implementation: the ``vendi-score`` package (github.com/vertaix/Vendi-Score); on the same features ours
+agrees with ``vendi.score_dual`` / ``vendi.score_K`` to ≤ 1e-9 relative (tests/test_metrics_vendi.py).
+With class labels the score of each class's samples is in the details (``per_class``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from geneval.errors import GenevalInputError
+from geneval.metrics import knn
+from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
+
+KERNELS = ("cosine", "polynomial")
+DEFAULT_DEGREE = 3
+POLYNOMIAL_MAX_SAMPLES = 20_000  # an n×n float64 kernel: 3.2 GB at this size
+_CHUNK = 4096
+
+
+def entropy_exp(eigenvalues: np.ndarray) -> float:
+    """exp of the Shannon entropy (nats) of the positive eigenvalues: the Vendi score of a K/n spectrum."""
+    w = eigenvalues[eigenvalues > 0]
+    return float(np.exp(-(w * np.log(w)).sum()))
+
+
+def _normalised_gram(x: np.ndarray, *, what: str) -> np.ndarray:
+    """X̂ᵀX̂ (d×d, float64) of the L2-normalised rows, accumulated over row chunks."""
+    gram = np.zeros((x.shape[1], x.shape[1]))
+    for lo in range(0, len(x), _CHUNK):
+        rows = np.array(x[lo : lo + _CHUNK], dtype=np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        if not np.isfinite(norms).all():
+            raise GenevalInputError(f"{what}: rows contain NaN or infinite values")
+        if (norms == 0).any():
+            bad = lo + int(np.flatnonzero(norms == 0)[0])
+            raise GenevalInputError(f"{what}: row {bad} is all zeros; the cosine kernel needs non-zero features")
+        rows /= norms[:, None]
+        gram += rows.T @ rows
+    return gram
+
+
+def _polynomial_kernel(x: np.ndarray, *, degree: int) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise GenevalInputError("Vendi features contain NaN or infinite values")
+    k = (x @ x.T / x.shape[1] + 1.0) ** degree
+    d = np.sqrt(np.diagonal(k))
+    return k / np.outer(d, d)
+
+
+def vendi(features, *, kernel: str = "cosine", degree: int = DEFAULT_DEGREE) -> float:
+    """The Vendi score of ``features`` ``[n, d]`` (see the module docstring for the kernels)."""
+    x = knn.feature_matrix(features, what="Vendi features")
+    if len(x) < 1:
+        raise GenevalInputError("Vendi: needs at least one sample")
+    if kernel == "cosine":
+        return entropy_exp(scipy.linalg.eigvalsh(_normalised_gram(x, what="Vendi features") / len(x)))
+    if kernel == "polynomial":
+        if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
+            raise GenevalInputError(f"Vendi: polynomial degree must be a positive integer, got {degree!r}")
+        if len(x) > POLYNOMIAL_MAX_SAMPLES:
+            raise GenevalInputError(
+                f"Vendi: the polynomial kernel builds an n×n matrix; {len(x)} samples exceed its limit of "
+                f"{POLYNOMIAL_MAX_SAMPLES} (use the cosine kernel, which needs only a d×d matrix, or fewer samples)")
+        return entropy_exp(scipy.linalg.eigvalsh(_polynomial_kernel(x, degree=degree) / len(x)))
+    raise GenevalInputError(f"Vendi: unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+
+
+def vendi_per_class(features, labels, *, kernel: str = "cosine", degree: int = DEFAULT_DEGREE) -> dict[int, float]:
+    """The Vendi score of each class's samples, by class label."""
+    x = knn.feature_matrix(features, what="Vendi features")
+    labels = np.asarray(labels)
+    if labels.shape != (len(x),):
+        raise GenevalInputError(f"Vendi: {len(labels)} labels for {len(x)} samples")
+    return {int(c): vendi(x[labels == c], kernel=kernel, degree=degree) for c in np.unique(labels)}
+
+
+# ------------------------------------------------------------------------------------------- registry
+
+
+def _score_vendi(inputs: MetricInputs) -> MetricValue:
+    kernel, degree = inputs.params["vendi_kernel"], inputs.params["vendi_degree"]
+    x = inputs.gen_features()
+    details = {"kernel": kernel, **({"degree": degree} if kernel == "polynomial" else {})}
+    value = vendi(x, kernel=kernel, degree=degree)
+    if inputs.gen.labels is not None:
+        per_class = vendi_per_class(x, inputs.gen.labels, kernel=kernel, degree=degree)
+        details["per_class"] = {str(c): v for c, v in per_class.items()}
+    return MetricValue(value, None, details)
+
+
+register_metric(MetricSpec(
+    "vendi", "Vendi", higher_is_better=True, needs_reference=False, reference_needs_features=False,
+    compute=_score_vendi, layer_role="prdc", params=(
+        Param("vendi_kernel", str, "cosine", "Vendi kernel: cosine (d×d Gram, any n) or polynomial (n×n).",
+              metavar="cosine|polynomial"),
+        Param("vendi_degree", int, DEFAULT_DEGREE, "Vendi polynomial-kernel degree.", min=1),
+    ), reference="Friedman & Dieng 2023 (vertaix/Vendi-Score, PyPI vendi-score)",
+))

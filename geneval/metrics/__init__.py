@@ -22,11 +22,12 @@ from geneval.metrics.ssim import l1, psnr, ssim
 from geneval.metrics.agreement import classifier_agreement
 from geneval.metrics.fd_infinity import fd_infinity
 from geneval.metrics.bootstrap import bootstrap
+from geneval.metrics.cmmd import cmmd
 
 __all__ = [
     "METRICS", "MetricCache", "MetricInputs", "MetricSpec", "MetricValue", "Param", "declared_params", "register_metric",
     "Estimate", "fid", "frechet_distance", "inception_score", "kid",
     "PRDC", "density_coverage", "prdc", "precision_recall", "IntraFID", "intra_fid", "class_histogram_kl",
     "count_modes", "stacked_modes", "ndb", "memorisation", "ms_ssim", "ms_ssim_diversity", "fd_infinity", "bootstrap",
-    "l1", "psnr", "ssim", "classifier_agreement",
+    "l1", "psnr", "ssim", "classifier_agreement", "cmmd",
 ]

@@ -64,7 +64,8 @@ def vit(name: str) -> nn.Module:
 
 
 def hub_pos_embed(pos_embed: torch.Tensor, grid: int) -> torch.Tensor:
-    """The hub's ``interpolate_pos_encoding`` for a ``grid × grid`` patch grid: ``[1, 1 + M², D] → [1, 1 + grid², D]``."""
+    """The hub's ``interpolate_pos_encoding`` for a ``grid × grid`` patch grid: ``[1, 1 + M², D]`` →
+    ``[1, 1 + grid², D]``."""
     cls, patches = pos_embed[:, :1], pos_embed[:, 1:].float()
     side = int(round(patches.shape[1] ** 0.5))
     if side * side != patches.shape[1]:
@@ -129,7 +130,8 @@ def _builder(name: str):
         resolved = resolve_weights(spec, weights, progress=progress)
         state = load_plain(resolved.path, what=spec.description)
         if not isinstance(state, dict):
-            raise GenevalInputError(f"{spec.description}: {resolved.path} holds a {type(state).__name__}, expected a state dict")
+            raise GenevalInputError(f"{spec.description}: {resolved.path} holds a {type(state).__name__}, "
+                                    "expected a state dict")
         model = vit(name)
         load_state_dict(adapt_state_dict(state), model, path=resolved.path, what=spec.description)
         return DINOv2FeatureExtractor(model, name=name, weights_sha256=resolved.sha256, device=device)

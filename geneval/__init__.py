@@ -14,7 +14,7 @@ from geneval.metrics import (  # noqa: E402
     stacked_modes,
 )
 from geneval.metrics import classifier_agreement, l1, psnr, ssim  # noqa: E402  (outputs vs targets / labels)
-from geneval.metrics import authenticity, fld, plot_prd, prd, rarity, vendi  # noqa: E402
+from geneval.metrics import authenticity, cmmd, fld, plot_prd, prd, rarity, vendi  # noqa: E402
 from geneval.stats import GaussianStats  # noqa: E402
 from geneval import likelihood  # noqa: E402
 
@@ -29,4 +29,5 @@ def score(samples, ref=None, **kwargs):
 __all__ = ["GaussianStats", "fid", "inception_score", "kid", "likelihood", "score", "__version__",
            "density_coverage", "prdc", "precision_recall", "bootstrap", "class_histogram_kl", "count_modes",
            "fd_infinity", "intra_fid", "memorisation", "ms_ssim", "ms_ssim_diversity", "ndb", "stacked_modes",
-           "classifier_agreement", "l1", "psnr", "ssim", "vendi", "rarity", "authenticity", "prd", "plot_prd", "fld"]
+           "classifier_agreement", "l1", "psnr", "ssim", "vendi", "rarity", "authenticity", "prd", "plot_prd", "fld",
+           "cmmd"]

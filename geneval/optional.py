@@ -14,6 +14,8 @@ from geneval.errors import GenevalInputError
 # import name → (distribution to install, what installs it)
 PACKAGES = {
     "matplotlib": ("matplotlib", "pip install geneval (a runtime dependency) or pip install matplotlib"),
+    "timm": ("timm", "pip install 'geneval[dinov2]' (timm)"),
+    "open_clip": ("open_clip_torch", "pip install 'geneval[clip]' (open_clip_torch)"),
 }
 
 

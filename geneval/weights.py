@@ -38,7 +38,7 @@ CHUNK_BYTES = 1 << 20
 @dataclass(frozen=True)
 class WeightsSpec:
     filename: str
-    sha256: str
+    sha256: str | None  # None: not pinned yet; never downloaded, a local file is used and its own sha256 recorded
     url: str
     env_path: str  # environment variable holding a local path, e.g. GENEVAL_INCEPTION_WEIGHTS
     env_url: str  # environment variable overriding the URL (tests use file://)
@@ -98,6 +98,12 @@ def resolve_weights(spec: WeightsSpec, path: str | os.PathLike | None = None, *,
     cached = weights_dir() / spec.filename
     if cached.is_file():
         return _checked(spec, cached)
+    if spec.sha256 is None:
+        raise GenevalInputError(
+            f"{spec.description}: geneval has no pinned sha256 for {spec.filename}, so it does not download it. "
+            f"Download {spec.url} yourself, then pass --weights PATH, set {spec.env_path}=PATH, or copy it to {cached} "
+            "(its sha256 is recorded in every result)"
+        )
     url = os.environ.get(spec.env_url) or spec.url
     try:
         download(url, cached, sha256=spec.sha256, progress=progress)
@@ -114,7 +120,10 @@ def resolve_weights(spec: WeightsSpec, path: str | os.PathLike | None = None, *,
 def _checked(spec: WeightsSpec, path: Path) -> ResolvedWeights:
     actual = file_sha256(path)
     official = actual == spec.sha256
-    if not official:
+    if spec.sha256 is None:
+        log.warning("%s: no official sha256 is pinned for %s; results record this file's sha256 %s",
+                    spec.description, spec.filename, actual[:12])
+    elif not official:
         log.warning(
             "%s is not the official %s (sha256 %s, expected %s); results will record its own sha256 and are "
             "not comparable with published numbers", path, spec.filename, actual[:12], spec.sha256[:12],
@@ -180,6 +189,11 @@ def load_state_dict_file(path: str | os.PathLike, module: nn.Module, *, what: st
     state = load_plain(path, what=what)
     if not isinstance(state, dict):
         raise GenevalInputError(f"{what}: {path} holds a {type(state).__name__}, expected a state dict")
+    load_state_dict(state, module, path=path, what=what)
+
+
+def load_state_dict(state: dict, module: nn.Module, *, path: str | os.PathLike, what: str = "weights") -> None:
+    """``module.load_state_dict(state)`` with every key checked; ``path`` names the file in errors."""
     expected = set(module.state_dict())
     optional = {key for key in expected if key.endswith("num_batches_tracked")}
     missing = sorted(expected - optional - set(state))

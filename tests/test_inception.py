@@ -107,8 +107,10 @@ def test_info(geneval_tf, fake_inception_weights):
     info = geneval_tf.info
     assert (info.name, info.mode) == ("inception-v3-fid", "tf")
     assert info.weights_sha256 == file_sha256(fake_inception_weights)
-    assert info.layers == {"64": 64, "192": 192, "768": 768, "pool3": 2048, "logits_unbiased": 1008, "logits": 1008}
-    assert info.default_layers == {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "prdc": "pool3"}
+    assert info.layers == {"64": 64, "192": 192, "768": 768, "spatial": 2023, "pool3": 2048, "logits_unbiased": 1008,
+                           "logits": 1008}
+    assert info.default_layers == {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "prdc": "pool3",
+                                   "sfid": "spatial"}
     assert geneval_tf.default_layer("is") == "logits_unbiased"
 
 

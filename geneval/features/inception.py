@@ -44,8 +44,13 @@ log = logging.getLogger(__name__)
 NAME = "inception-v3-fid"
 MODES = ("tf", "pytorch-fid")
 INPUT_SIZE = 299
-LAYERS = {"64": 64, "192": 192, "768": 768, "pool3": 2048, "logits_unbiased": 1008, "logits": 1008}
-DEFAULT_LAYERS = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "prdc": "pool3"}
+# "spatial": sFID's features (Nash et al. 2021; guided-diffusion's evaluator.py reads TF's ``mixed_6/conv:0``,
+# the ReLU output of Mixed_6d's 1×1 branch, 192 × 17², keeps channels ``[..., :7]`` of the NHWC tensor and
+# flattens it row-major): 7 × 17 × 17 = 2023 values per image in (height, width, channel) order.
+SPATIAL_CHANNELS = 7
+LAYERS = {"64": 64, "192": 192, "768": 768, "spatial": SPATIAL_CHANNELS * 17 * 17, "pool3": 2048,
+          "logits_unbiased": 1008, "logits": 1008}
+DEFAULT_LAYERS = {"fid": "pool3", "kid": "pool3", "is": "logits_unbiased", "prdc": "pool3", "sfid": "spatial"}
 BN_EPS = 1e-3  # TF's BatchNorm epsilon in this graph
 
 
@@ -181,17 +186,22 @@ class InceptionC(nn.Module):
         self.fused = Fused1x1([self.branch1x1, self.branch7x7_1, self.branch7x7dbl_1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_tapped(x)[0]
+
+    def forward_tapped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(block output, its 1×1 branch after the ReLU): TF's ``mixed_N/conv``, which sFID reads in Mixed_6d."""
         if self.fused is None:  # reference path
+            b1 = self.branch1x1(x)
             b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
             bd = self.branch7x7dbl_1(x)
             for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
                 bd = conv(bd)
-            return torch.cat([self.branch1x1(x), b7, bd, self.branch_pool(_tf_avg_pool(x))], 1)
+            return torch.cat([b1, b7, bd, self.branch_pool(_tf_avg_pool(x))], 1), b1
         b1, b7, bd = self.fused(x, relu=True)
         b7 = self.branch7x7_3(self.branch7x7_2(b7))
         for conv in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
             bd = conv(bd)
-        return torch.cat([b1, b7, bd, _pool_then_relu(self.branch_pool, x)], 1)
+        return torch.cat([b1, b7, bd, _pool_then_relu(self.branch_pool, x)], 1), b1
 
 
 class InceptionD(nn.Module):
@@ -273,6 +283,11 @@ def _global_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3))
 
 
+def _spatial_features(branch1x1: torch.Tensor) -> torch.Tensor:
+    """sFID's features: the first 7 channels of Mixed_6d's 1×1 branch, flattened in TF's NHWC order."""
+    return branch1x1[:, :SPATIAL_CHANNELS].permute(0, 2, 3, 1).reshape(len(branch1x1), -1)
+
+
 class FIDInceptionV3(nn.Module):
     """The network proper: normalised 299² float input → ``{layer: [B, D]}``. State-dict keys are official."""
 
@@ -326,9 +341,12 @@ class FIDInceptionV3(nn.Module):
         x = F.max_pool2d(x, kernel_size=3, stride=2)  # 192 × 35²
         if done("192", _global_pool(x)):
             return out
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a,
-                      self.Mixed_6b, self.Mixed_6c, self.Mixed_6d, self.Mixed_6e):
+        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
             x = block(x)  # → 768 × 17²
+        x, branch1x1 = self.Mixed_6d.forward_tapped(x)
+        if done("spatial", _spatial_features(branch1x1)):
+            return out
+        x = self.Mixed_6e(x)
         if done("768", _global_pool(x)):
             return out
         x = self.Mixed_7c(self.Mixed_7b(self.Mixed_7a(x)))  # 2048 × 8²

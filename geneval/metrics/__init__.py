@@ -27,6 +27,7 @@ from geneval.metrics.rarity import rarity
 from geneval.metrics.authenticity import authenticity
 from geneval.metrics.prd import plot_prd, prd
 from geneval.metrics.fld import fld
+from geneval.metrics.cmmd import cmmd
 
 __all__ = [
     "METRICS", "MetricCache", "MetricInputs", "MetricSpec", "MetricValue", "Param", "declared_params", "register_metric",
@@ -34,4 +35,5 @@ __all__ = [
     "PRDC", "density_coverage", "prdc", "precision_recall", "IntraFID", "intra_fid", "class_histogram_kl",
     "count_modes", "stacked_modes", "ndb", "memorisation", "ms_ssim", "ms_ssim_diversity", "fd_infinity", "bootstrap",
     "l1", "psnr", "ssim", "classifier_agreement", "vendi", "rarity", "authenticity", "prd", "plot_prd", "fld",
+    "cmmd",
 ]

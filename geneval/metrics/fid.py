@@ -7,6 +7,10 @@ rounding on the same statistics. Instead of ``scipy.linalg.sqrtm`` of the non-sy
 complex-valued round-off, and its ``disp=`` argument is gone in SciPy ≥ 1.18), we use that Σ₁Σ₂ is similar to
 a symmetric positive semi-definite matrix A (Lᵀ Σ₁ L with Σ₂ = L Lᵀ, or Σ₁^{1/2} Σ₂ Σ₁^{1/2} when Σ₂ is
 singular), so tr (Σ₁Σ₂)^{1/2} = Σᵢ √λᵢ(A): a Cholesky factorisation and one eigenvalue-only call.
+
+sFID (Nash et al. 2021, "Generating images with sparse representations") is the same distance on the
+extractor's ``sfid`` layer: for ``inception-v3-fid`` the first 7 channels of ``mixed_6/conv`` (17×17), as
+guided-diffusion's ``evaluations/evaluator.py`` computes it, from the same forward pass as pool3.
 """
 
 from __future__ import annotations
@@ -120,4 +124,10 @@ def _score_fid(inputs: MetricInputs) -> MetricValue:
 register_metric(MetricSpec(
     "fid", "FID", higher_is_better=False, needs_reference=True, reference_needs_features=False, compute=_score_fid,
     reference="Heusel et al. 2017 (TTUR fid.py; pytorch-fid; torch-fidelity)",
+))
+
+register_metric(MetricSpec(
+    "sfid", "sFID", higher_is_better=False, needs_reference=True, reference_needs_features=False, compute=_score_fid,
+    layer_role="sfid",
+    reference="Nash et al. 2021 (guided-diffusion evaluations/evaluator.py: mixed_6/conv[..., :7])",
 ))

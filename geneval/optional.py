@@ -14,6 +14,7 @@ from geneval.errors import GenevalInputError
 # import name → (distribution to install, what installs it)
 PACKAGES = {
     "matplotlib": ("matplotlib", "pip install geneval (a runtime dependency) or pip install matplotlib"),
+    "ray": ("ray", "pip install 'geneval[ray]' (or pip install 'ray[default]')"),
 }
 
 

@@ -142,7 +142,8 @@ class _ScoreCommand(click.Command):
 @click.option("--metrics", "metric_names", default="fid,is,kid", show_default=True, metavar="LIST",
               help="Comma-separated metrics.")
 @_common_feature_options
-@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N samples.")
+@click.option("--num", "--num-samples", "num", type=click.IntRange(2), default=None, metavar="N",
+              help="Use the first N samples (--num-samples under torchrun, whose parser takes --num for its own).")
 @click.option("--num-ref", type=click.IntRange(2), default=None, metavar="N", help="Use the first N reference images.")
 @click.option("--range", "value_range", type=click.Choice(["0,1", "-1,1", "0,255"]), default=None,
               help="Value range of float arrays (required for float inputs).")
@@ -191,7 +192,8 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
 @click.argument("ref")
 @click.option("-o", "--out", metavar="PATH", required=True, help="Output .npz (mu, sigma, count, provenance).")
 @click.option("--layer", default=None, metavar="NAME", help="Extractor layer (default: the one FID uses).")
-@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N images.")
+@click.option("--num", "--num-samples", "num", type=click.IntRange(2), default=None, metavar="N",
+              help="Use the first N images (--num-samples under torchrun).")
 @_common_feature_options
 def stats(ref, out, layer, num, features, mode, weights, batch_size, no_cache, quiet, device, fast):
     """Write reference statistics of REF (mu, sigma) as a TTUR/pytorch-fid compatible .npz.

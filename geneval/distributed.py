@@ -63,6 +63,16 @@ def set_precision(*, fast: bool = False) -> str:
     return "tf32" if fast else "float32"
 
 
+@contextlib.contextmanager
+def precision(*, fast: bool = False):
+    """``set_precision`` for the duration of a block (a trainer's own settings come back after it scores)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        yield set_precision(fast=fast)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 # ---------------------------------------------------------------------------------------------- process group
 
 @dataclass(frozen=True)

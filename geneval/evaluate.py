@@ -87,6 +87,11 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     opts = options or ScoreOptions.create(**kwargs)
     if options is not None and kwargs:
         raise TypeError("pass either options= or keyword options, not both")
+    with distributed.precision(fast=opts.fast) as precision:
+        return _score(samples, ref, opts, value_range=value_range, resize=resize, precision=precision)
+
+
+def _score(samples, ref, opts: ScoreOptions, *, value_range, resize, precision: str) -> Record | None:
     specs = [metrics.METRICS.get(name) for name in opts.metrics]
     if not specs:
         raise GenevalInputError("no metrics requested; expected some of " + ", ".join(metrics.METRICS.names()))
@@ -96,7 +101,6 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
 
     started = time.perf_counter()
     device = distributed.resolve_device(opts.device)
-    precision = distributed.set_precision(fast=opts.fast)
     ctx = distributed.current()
     # Cheap checks first: every input is opened and validated (headers, shapes, dtypes, values, stats files)
     # before any weights are resolved or a network runs, so a bad file is never reported after a download.

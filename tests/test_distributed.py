@@ -62,6 +62,14 @@ def test_record_names_device_and_precision():
                    use_cache=False, device="auto")
     assert record.provenance["compute"]["precision"] == "float32"
     assert record.provenance["compute"]["processes"] == 1
+    import torch
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    fast = score(images(0, 20), images(1, 20), metrics=("fid",), features="pixels", progress=False, use_cache=False,
+                 device="cpu", fast=True)
+    assert fast.provenance["compute"]["precision"] == "tf32" and fast.provenance["options"]["fast"] is True
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before  # restored
+    assert fast.results[0].value == record.results[0].value  # no TF32 on a CPU
 
 
 def test_sharded_scoring_equals_one_process(tmp_path, monkeypatch):

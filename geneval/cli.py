@@ -39,6 +39,11 @@ class _UserErrors(click.Group):
         except GenevalInputError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(2)
+        finally:
+            if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
+                from geneval.distributed import shutdown
+
+                shutdown()
 
 
 @click.group(cls=_UserErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -68,10 +73,22 @@ def _common_feature_options(command):
                      help="Images per forward pass (default: the extractor's: 64 Inception, 500 domain nets)."),
         click.option("--no-cache", is_flag=True, help="Do not read or write the reference feature cache."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option("--device", default="auto", show_default=True, metavar="DEV",
+                     help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank its local GPU."),
+        click.option("--fast", is_flag=True,
+                     help="Allow TF32 on CUDA (faster; features differ from the CPU's beyond float32 rounding)."),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _distributed(device: str):
+    """Resolve ``--device`` and, under torchrun (WORLD_SIZE > 1), join the process group: ``(device, ctx)``."""
+    from geneval import distributed
+
+    resolved = distributed.resolve_device(device)
+    return resolved, distributed.init(resolved)
 
 
 def _shared_metric_options(command):
@@ -125,7 +142,8 @@ class _ScoreCommand(click.Command):
 @click.option("--metrics", "metric_names", default="fid,is,kid", show_default=True, metavar="LIST",
               help="Comma-separated metrics.")
 @_common_feature_options
-@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N samples.")
+@click.option("--num", "--num-samples", "num", type=click.IntRange(2), default=None, metavar="N",
+              help="Use the first N samples (--num-samples under torchrun, whose parser takes --num for its own).")
 @click.option("--num-ref", type=click.IntRange(2), default=None, metavar="N", help="Use the first N reference images.")
 @click.option("--range", "value_range", type=click.Choice(["0,1", "-1,1", "0,255"]), default=None,
               help="Value range of float arrays (required for float inputs).")
@@ -135,7 +153,7 @@ class _ScoreCommand(click.Command):
 @click.option("--json", "as_json", is_flag=True, help="Print the full JSON record on stdout instead of a table.")
 @click.option("-o", "--out", metavar="PATH", default=None, help="Also write the JSON record to PATH.")
 @_shared_metric_options
-def score(samples, ref, metric_names, features, mode, weights, batch_size, no_cache, quiet, num, num_ref,
+def score(samples, ref, metric_names, features, mode, weights, batch_size, no_cache, quiet, device, fast, num, num_ref,
           value_range, resize, seed, heldout, targets, out_dir, ci, ci_resamples, ci_seed, as_json, out, **metric_params):
     """Score SAMPLES (a folder, .npz, .npy, file.h5:dataset or named dataset) against --ref.
 
@@ -149,6 +167,7 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
       geneval score fake.npz --features stacked-mnist-cnn --metrics modes,modes_kl
       geneval score outputs/ --targets targets/ --metrics l1,psnr,ssim
       geneval score outputs.npz --targets fashion-mnist:test --metrics ssim,target_agreement,classifier_agreement
+      torchrun --nproc_per_node=2 -m geneval score fake.npz --ref cifar10:train --device cuda
     """
     from geneval.atomic import write_text_atomic
     from geneval.evaluate import ScoreOptions, score as run_score
@@ -157,9 +176,11 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
         metrics=tuple(m.strip().lower() for m in metric_names.split(",") if m.strip()),
         features=features, mode=mode, weights=weights, num=num, num_ref=num_ref, batch_size=batch_size, seed=seed,
         heldout=heldout, targets=targets, out_dir=out_dir, ci=ci, ci_resamples=ci_resamples, ci_seed=ci_seed,
-        use_cache=not no_cache, progress=not quiet, params=metric_params,
+        use_cache=not no_cache, progress=not quiet, params=metric_params, device=str(_distributed(device)[0]), fast=fast,
     )
     record = run_score(samples, ref, options=options, value_range=value_range, resize=_parse_size(resize))
+    if record is None:  # a torchrun rank other than 0: rank 0 prints and writes
+        return
     for warning in record.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(record.to_json() if as_json else record.table())  # shown even if writing -o fails below
@@ -171,27 +192,36 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
 @click.argument("ref")
 @click.option("-o", "--out", metavar="PATH", required=True, help="Output .npz (mu, sigma, count, provenance).")
 @click.option("--layer", default=None, metavar="NAME", help="Extractor layer (default: the one FID uses).")
-@click.option("--num", type=click.IntRange(2), default=None, metavar="N", help="Use the first N images.")
+@click.option("--num", "--num-samples", "num", type=click.IntRange(2), default=None, metavar="N",
+              help="Use the first N images (--num-samples under torchrun).")
 @_common_feature_options
-def stats(ref, out, layer, num, features, mode, weights, batch_size, no_cache, quiet):
+def stats(ref, out, layer, num, features, mode, weights, batch_size, no_cache, quiet, device, fast):
     """Write reference statistics of REF (mu, sigma) as a TTUR/pytorch-fid compatible .npz.
 
     \b
     Examples:
       geneval stats cifar10:train -o cifar10_train.npz --features inception-v3-fid
       geneval stats real_images/ -o real.npz --mode pytorch-fid
+      torchrun --nproc_per_node=4 -m geneval stats cifar10:train -o cifar10_train.npz --device cuda
     """
+    from geneval import distributed
     from geneval.evaluate import ScoreOptions, build_extractor, default_extractor, open_reference, reference_features
     from geneval.stats_io import write_stats_npz
 
     source = open_reference(ref, num_ref=num, num_option="--num")  # cheap checks before any weights are resolved
-    extractor = build_extractor(features or default_extractor(ref), mode=mode, weights=weights, device="cpu")
+    resolved, ctx = _distributed(device)
+    precision = distributed.set_precision(fast=fast)
+    extractor = build_extractor(features or default_extractor(ref), mode=mode, weights=weights, device=str(resolved))
     layer = layer or extractor.default_layer("fid")
     if layer not in extractor.info.layers:
         raise GenevalInputError(f"layer {layer!r} is not one of {sorted(extractor.info.layers)}")
     options = ScoreOptions(num_ref=num, batch_size=batch_size, use_cache=not no_cache, progress=not quiet)
     feature_set, info = reference_features(source, extractor, (layer,), options, needs_features=False)
-    provenance = {**extractor.info.as_dict(), "layer": layer, "reference": info}
+    if ctx is not None and not ctx.is_main:
+        return
+    provenance = {**extractor.info.as_dict(), "layer": layer, "reference": info,
+                  "compute": {"device": str(resolved), "precision": precision,
+                              "processes": ctx.world_size if ctx is not None else 1}}
     _write_output(out, lambda: write_stats_npz(out, feature_set.gaussian(layer), provenance))
     click.echo(json.dumps({"out": out, "count": feature_set.count, "layer": layer, **extractor.info.as_dict(),
                            "reference_cache": info.get("cache")}))

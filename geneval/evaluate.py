@@ -17,9 +17,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from geneval import cache, metrics
+from geneval import cache, distributed, metrics
 from geneval.errors import GenevalInputError
-from geneval.extract import FeatureSet, extract_features
+from geneval.extract import FeatureSet, extract_features, extract_sharded
 from geneval.features import EXTRACTORS
 from geneval.features.base import FeatureExtractor
 from geneval.results import Record, Result
@@ -57,7 +57,8 @@ class ScoreOptions:
     ci_seed: int = 0
     use_cache: bool = True
     progress: bool = True
-    device: str = "cpu"
+    device: str = "cpu"  # auto, cpu, cuda, cuda:N (geneval.distributed.resolve_device)
+    fast: bool = False  # allow TF32 on CUDA (faster; features then differ from the CPU's beyond float32 rounding)
     params: Mapping[str, Any] = field(default_factory=dict)  # metric parameters by name; absent: the default
 
     @classmethod
@@ -73,15 +74,24 @@ class ScoreOptions:
         return cls(**{k: v for k, v in kwargs.items() if k in fields}, params=params)
 
 
-def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range=None, resize=None, **kwargs) -> Record:
+def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range=None, resize=None,
+          **kwargs) -> Record | None:
     """Score ``samples`` against ``ref`` (each anything ``open_source`` accepts; ``ref`` may be a mu/sigma .npz).
 
     Keyword arguments not given in ``options`` are ScoreOptions fields or metric parameters, e.g.
     ``score(x, "cifar10:train", metrics=("fid", "kid"), num=10_000, kid_subsets=10)``.
+
+    Inside a torch.distributed process group (``torchrun ... -m geneval score``) every rank extracts its shard
+    (``geneval.distributed``); rank 0 computes the metrics and returns the Record, the other ranks None.
     """
     opts = options or ScoreOptions.create(**kwargs)
     if options is not None and kwargs:
         raise TypeError("pass either options= or keyword options, not both")
+    with distributed.precision(fast=opts.fast) as precision:
+        return _score(samples, ref, opts, value_range=value_range, resize=resize, precision=precision)
+
+
+def _score(samples, ref, opts: ScoreOptions, *, value_range, resize, precision: str) -> Record | None:
     specs = [metrics.METRICS.get(name) for name in opts.metrics]
     if not specs:
         raise GenevalInputError("no metrics requested; expected some of " + ", ".join(metrics.METRICS.names()))
@@ -90,6 +100,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         raise GenevalInputError(f"metrics {', '.join(needing)} need a reference (--ref)")
 
     started = time.perf_counter()
+    device = distributed.resolve_device(opts.device)
+    ctx = distributed.current()
     # Cheap checks first: every input is opened and validated (headers, shapes, dtypes, values, stats files)
     # before any weights are resolved or a network runs, so a bad file is never reported after a download.
     gen_source = open_source(samples, value_range=value_range, resize=resize, num=opts.num, num_option="--num")
@@ -117,7 +129,7 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     # Metrics of the images alone (SSIM, PSNR, MS-SSIM) need no network: the pixels "extractor" only counts them.
     images_only = all(s.role == IMAGES_ROLE for s in specs)
     extractor_name = opts.features or ("pixels" if images_only else default_extractor(ref if ref is not None else opts.targets))
-    extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=opts.device)
+    extractor = build_extractor(extractor_name, mode=opts.mode, weights=opts.weights, device=str(device))
     # Metrics of images (MS-SSIM) read no layer; one layer is still extracted for the count and labels.
     gen_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.role != IMAGES_ROLE))
     gen_layers = gen_layers or (extractor.default_layer("fid"),)
@@ -127,10 +139,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     # The generated side first: a file that only fails when decoded (a truncated JPEG) stops the run before
     # anything is written to the reference cache.
     gen_fingerprint = ContentFingerprint()
-    gen_set = extract_features(
-        gen_source, extractor, gen_layers, batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress,
-        desc="generated features", fingerprint=gen_fingerprint,
-    )
+    gen_set = _extract(gen_source, extractor, gen_layers, opts, ctx=ctx, desc="generated features",
+                       fingerprint=gen_fingerprint)
     ref_set, ref_info = (None, {})
     if ref_layers:
         needs_ref_features = any(s.reference_needs_features for s in specs)
@@ -144,9 +154,11 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
     targets_set = None
     target_layers = tuple(dict.fromkeys(_layer(extractor, s) for s in specs if s.needs_targets and s.role != IMAGES_ROLE))
     if target_layers:
-        targets_set = extract_features(targets_source, extractor, target_layers,
-                                       batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress,
-                                       desc="target features")
+        targets_set = _extract(targets_source, extractor, target_layers, opts, ctx=ctx, desc="target features")
+    if ctx is not None:  # every rank has the gathered features; rank 0 alone computes and records
+        gen_digest = distributed.agree(ctx, lambda: gen_source.fingerprint() if ctx.is_main else None)
+        if not ctx.is_main:
+            return None
     sources = {"gen_source": gen_source, "heldout": heldout_set, "targets_source": targets_source,
                "targets": targets_set}
     if opts.out_dir is not None and isinstance(ref_input, Source):
@@ -157,7 +169,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         "geneval_version": _version(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "extractor": {**extractor.info.as_dict(), "layers": {s.name: _layer(extractor, s) for s in specs}},
-        "samples": {**gen_source.describe(), "fingerprint": gen_fingerprint.hexdigest(), "count": gen_set.count},
+        "samples": {**gen_source.describe(), "count": gen_set.count,
+                    "fingerprint": gen_digest if ctx is not None else gen_fingerprint.hexdigest()},
         "reference": ref_info,
         **({"heldout": heldout_info} if heldout_info is not None else {}),
         **({"targets": {**targets_source.describe(), "fingerprint": targets_source.fingerprint(),
@@ -165,6 +178,8 @@ def score(samples, ref=None, *, options: ScoreOptions | None = None, value_range
         "options": {k: v for k, v in opts.__dict__.items() if k not in ("progress", "use_cache", "params", "targets")},
         "metric_params": {spec.name: spec.param_values(opts.params) for spec in specs},
         "software": {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()},
+        "compute": {"device": str(device), "precision": precision,
+                    "processes": ctx.world_size if ctx is not None else 1},
         "wall_time_s": round(time.perf_counter() - started, 3),
     }
     return Record(results=results, provenance=provenance, warnings=warnings)
@@ -226,19 +241,19 @@ def reference_features(ref, extractor, layers, opts: ScoreOptions, *, needs_feat
     count = len(source)
     info = {**source.describe(), "count": count}
     base = {**extractor.info.as_dict(), "count": count}
-    if opts.use_cache:
-        fingerprint = source.fingerprint()
+    ctx = distributed.current()
+    main = ctx is None or ctx.is_main
+    if opts.use_cache:  # rank 0 alone reads the source's fingerprint and the cache, and tells the others
+        fingerprint = distributed.agree(ctx, lambda: source.fingerprint() if main else None)
         info["fingerprint"] = fingerprint
         keys = {layer: {**base, "source_fingerprint": fingerprint, "layer": layer} for layer in layers}
-        cached = cache.load_feature_set(keys)
-        if cached is not None:
+        cached = cache.load_feature_set(keys) if main else None
+        if distributed.broadcast_object(ctx, cached is not None):
             info.update(cache="hit (0 reference feature passes)", feature_passes=0)
-            return cached, info
-    feature_set = extract_features(
-        source, extractor, layers, batch_size=opts.batch_size or extractor.batch_size, progress=opts.progress, desc="reference features"
-    )
+            return (cached if main else FeatureSet(count=count)), info
+    feature_set = _extract(source, extractor, layers, opts, ctx=ctx, desc="reference features")
     if opts.use_cache:
-        written = cache.save_feature_set(keys, feature_set)
+        written = cache.save_feature_set(keys, feature_set) if main else True
         info.update(cache="miss (1 reference feature pass, now cached)" if written else
                     "miss (1 reference feature pass; the cache could not be written)", feature_passes=1)
     else:
@@ -262,6 +277,15 @@ def _reference_from_stats_file(ref: StatsFile, extractor, layers, *, needs_featu
     info = {"kind": "stats-file", "path": str(path), "count": stats.count, "cache": "statistics file", "feature_passes": 0,
             "file_provenance": provenance}
     return FeatureSet(count=stats.count, gaussians={layers[0]: stats}), info
+
+
+def _extract(source, extractor, layers, opts: ScoreOptions, *, ctx, desc: str, fingerprint=None) -> FeatureSet:
+    """One feature pass: the whole source, or under torch.distributed this rank's shard, gathered."""
+    batch_size = opts.batch_size or extractor.batch_size
+    if ctx is None:
+        return extract_features(source, extractor, layers, batch_size=batch_size, progress=opts.progress, desc=desc,
+                                fingerprint=fingerprint)
+    return extract_sharded(source, extractor, layers, ctx=ctx, batch_size=batch_size, progress=opts.progress, desc=desc)
 
 
 def _layer(extractor, spec) -> str | None:

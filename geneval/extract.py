@@ -41,18 +41,19 @@ def extract_features(
     progress: bool = True,
     desc: str = "features",
     fingerprint=None,
+    start: int = 0,
 ) -> FeatureSet:
     """One pass over ``source``: keep every layer's features and stream their Gaussian statistics.
 
     ``fingerprint`` (a ``ContentFingerprint``), if given, is fed every batch, so the record can name the exact
     pixels that were scored without a second pass over the source.
     """
-    total = len(source) if limit is None else min(limit, len(source))
+    total = (len(source) if limit is None else min(limit, len(source))) - min(start, len(source))
     chunks: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     gaussians: dict[str, GaussianStats] = {}
     label_chunks: list[np.ndarray] = []
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar:
-        for images, labels in source.batches(batch_size, limit=limit):
+        for images, labels in source.batches(batch_size, limit=limit, start=start):
             if fingerprint is not None:
                 fingerprint.update(images, labels)
             with torch.inference_mode():
@@ -69,4 +70,27 @@ def extract_features(
     features = {layer: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for layer, parts in chunks.items()}
     count = len(next(iter(features.values()))) if features else 0
     labels = np.concatenate(label_chunks) if label_chunks else None
+    return FeatureSet(count=count, features=features, gaussians=gaussians, labels=labels)
+
+
+def extract_sharded(source, extractor: FeatureExtractor, layers: tuple[str, ...], *, ctx, batch_size: int = 64,
+                    progress: bool = True, desc: str = "features") -> FeatureSet:
+    """``extract_features`` over this rank's shard of ``source`` (``geneval.distributed.shard_range``), then
+    the whole set on every rank: features and labels gathered in index order, Gaussian statistics merged with
+    ``all_reduce``. A rank that fails to read its shard makes every rank raise its error."""
+    from geneval import distributed
+
+    start, stop = distributed.shard_range(len(source), rank=ctx.rank, world_size=ctx.world_size)
+    local = distributed.agree(ctx, extract_features, source, extractor, layers, batch_size=batch_size,
+                              limit=stop, start=start, progress=progress, desc=f"{desc} (rank {ctx.rank})")
+    features, gaussians = {}, {}
+    for layer in layers:
+        features[layer] = distributed.all_gather_rows(local.features[layer])
+        dim = features[layer].shape[1] if features[layer].ndim == 2 else 0
+        gaussians[layer] = distributed.all_reduce_gaussian(local.gaussians.get(layer), dim)
+    labels = None
+    if source.has_labels:
+        mine = local.labels if local.labels is not None else np.zeros(0, np.int64)
+        labels = distributed.all_gather_rows(mine)
+    count = len(next(iter(features.values()))) if features else 0
     return FeatureSet(count=count, features=features, gaussians=gaussians, labels=labels)

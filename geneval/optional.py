@@ -16,6 +16,7 @@ PACKAGES = {
     "matplotlib": ("matplotlib", "pip install geneval (a runtime dependency) or pip install matplotlib"),
     "timm": ("timm", "pip install 'geneval[dinov2]' (timm)"),
     "open_clip": ("open_clip_torch", "pip install 'geneval[clip]' (open_clip_torch)"),
+    "ray": ("ray", "pip install 'geneval[ray]' (or pip install 'ray[default]')"),
 }
 
 

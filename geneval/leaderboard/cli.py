@@ -62,8 +62,17 @@ def check(spec):
 @click.option("--no-build", is_flag=True, help="Only record; do not regenerate the table.")
 @click.option("--no-train", is_flag=True,
               help="Train nothing: only record finished run folders and the spec's matching imported records.")
+@click.option("--device", default="auto", show_default=True, metavar="DEV",
+              help="Where trainers that support it train: auto (CUDA when available), cpu, cuda, cuda:N.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool here (--jobs); ray: one Ray task per run folder on an existing cluster.")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="Ray cluster to submit to (default: $RAY_ADDRESS, else the one `ray start` started here).")
+@click.option("--ray-cpus-per-run", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="CPUs each Ray task reserves (and its torch threads).")
 @_dirs
-def run(specs, jobs, runs_dir, no_build, no_train, records_dir, tables_dir):
+def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, ray_cpus_per_run, records_dir,
+        tables_dir):
     """Train and evaluate every (row, seed) of each SPEC without a record, append records, then build the tables.
 
     Resumable: recorded (row, seed) are skipped, finished run folders are adopted, interrupted ones resume.
@@ -73,11 +82,16 @@ def run(specs, jobs, runs_dir, no_build, no_train, records_dir, tables_dir):
     Examples:
       geneval leaderboard run leaderboards/specs/smoke.toml
       geneval leaderboard run leaderboards/specs/biggan_ablation.toml leaderboards/specs/cross_family.toml --jobs 2
+      geneval leaderboard run leaderboards/specs/smoke.toml --engine ray --ray-address 10.0.0.1:6379
     """
+    from geneval.distributed import resolve_device
     from geneval.leaderboard.runner import run as run_specs
 
+    if device != "auto":
+        resolve_device(device)  # a bad --device fails here, before any run
     run_specs(list(specs), jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, train=not no_train,
-              echo=lambda m: click.echo(m, err=True))
+              echo=lambda m: click.echo(m, err=True), device=device, engine=engine, ray_address=ray_address,
+              ray_cpus_per_run=ray_cpus_per_run)
     if not no_build:
         for spec in specs:
             _build(spec, records_dir, tables_dir)

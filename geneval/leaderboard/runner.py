@@ -8,7 +8,9 @@ trainer records listed by the spec's ``import`` globs are adopted when their con
 again when the file changes (its sha256 is in the line).
 
 ``--jobs N`` trains N run folders at once, each in its own process (``spawn``: no forked torch state), over
-all the specs given; records are appended by the parent, one complete line per write.
+all the specs given; records are appended by the parent, one complete line per write. ``engine="ray"`` submits
+each run folder as a Ray task to an existing cluster instead (``geneval.leaderboard.ray_engine``); the records
+are collected the same way.
 """
 
 from __future__ import annotations
@@ -54,9 +56,11 @@ def records_path(spec: Spec, records_dir: Path | None) -> Path:
 
 
 def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
-        records_dir: Path | None = None, train: bool = True, echo=print) -> list[dict]:
+        records_dir: Path | None = None, train: bool = True, echo=print, device: str = "cpu", engine: str = "local",
+        ray_address: str | None = None, ray_cpus_per_run: int = 1) -> list[dict]:
     """Record every missing (row, seed) of one spec or several; ``train=False``: only adopt finished run folders
-    and imports.
+    and imports. ``device``: where trainers that take one train (``auto``, ``cpu``, ``cuda``, ...); ``engine``:
+    ``local`` (this machine's process pool) or ``ray`` (tasks on the cluster at ``ray_address``).
 
     Several specs share one pool of ``jobs`` processes, so one table's last long run does not leave cores idle
     while the next table waits; a run folder two specs need (a shared baseline) is trained once, by one worker.
@@ -79,7 +83,7 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
         imports[str(spec.path)] = _import_candidates(spec)
         for task in todo:
             groups.setdefault(task.run_dir, []).append((str(spec.path), task.row_index, task.seed))
-    work = [(items, str(runs_dir), imports, train) for items in groups.values()]
+    work = [(items, str(runs_dir), imports, train, device) for items in groups.values()]
     by_path = {str(spec.path): spec for spec in specs}
     lines: list[dict] = []
 
@@ -90,7 +94,11 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
                  f"({line['source']}: {line['path']})")
             lines.append(line)
 
-    if jobs <= 1:
+    if engine == "ray":
+        from geneval.leaderboard.ray_engine import run_on_ray
+
+        run_on_ray(work, run_group, keep, address=ray_address, cpus_per_run=ray_cpus_per_run, echo=echo)
+    elif jobs <= 1:
         for item in work:
             keep(run_group(*item))
     else:
@@ -112,7 +120,7 @@ def _single_thread() -> None:
 
 
 def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[str, dict],
-              train: bool = True) -> list[tuple[str, dict]]:
+              train: bool = True, device: str = "cpu") -> list[tuple[str, dict]]:
     """Train one run folder (if needed) and return ``(spec path, record line)`` for its (spec, row, seed) items."""
     out, loaded = [], {}
     for spec_path, row_index, seed in items:
@@ -136,7 +144,7 @@ def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[st
             continue
         else:
             log.info("training %s seed %d in %s", row.name, seed, run_dir)
-            record = trainer.train(config, out=str(run_dir), budget=row.budget)
+            record = trainer.train(config, out=str(run_dir), budget=row.budget, **_device_option(trainer, device))
         metrics, protocol = _evaluation_time(spec, row, trainer, config, record, run_dir if source == "run" else None)
         line = rec.from_trainer_record(
             record, trainer=trainer, table=spec.name, row=row, seed=seed, hashes=hashes,
@@ -146,6 +154,22 @@ def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[st
             line["source_sha256"] = _sha256(spec.root / where)
         out.append((spec_path, line))
     return out
+
+
+def _device_option(trainer, device: str) -> dict:
+    """``{"device": ...}`` for a family whose ``train`` takes one; others train on the CPU (said in the log)."""
+    import inspect
+
+    from geneval.distributed import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cpu":
+        return {}  # every family's default
+    if "device" in inspect.signature(trainer.train).parameters:
+        return {"device": str(resolved)}
+    log.warning("%s: this family trains on the CPU (its train() takes no device); --device %s is ignored for it",
+                trainer.name, device)
+    return {}
 
 
 def _sha256(path: Path) -> str | None:

@@ -131,20 +131,21 @@ class Source(abc.ABC):
         return f"<{type(self).__name__}: {self.description}>"
 
     def batches(
-        self, batch_size: int, *, limit: int | None = None
+        self, batch_size: int, *, limit: int | None = None, start: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-        """Yield ``(uint8 [B,C,H,W] contiguous, int64 [B] or None)`` over the first ``limit`` items.
+        """Yield ``(uint8 [B,C,H,W] contiguous, int64 [B] or None)`` over items ``start..limit-1``.
 
         ``limit=None`` means all; a limit above ``len(self)`` is clipped to it (callers report the count).
+        ``start`` (a rank's shard, ``geneval.distributed``) skips the items before it.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise GenevalInputError(f"batch size {batch_size!r} is invalid; expected a positive integer")
         total = self._clip(limit)
         with self._open() as handle:
-            for start in range(0, total, batch_size):
-                stop = min(start + batch_size, total)
-                images, labels = self._read(handle, start, stop)
-                yield self._finish(images, labels, start, stop)
+            for first in range(min(int(start), total), total, batch_size):
+                stop = min(first + batch_size, total)
+                images, labels = self._read(handle, first, stop)
+                yield self._finish(images, labels, first, stop)
 
     def fingerprint(self, limit: int | None = None) -> str | None:
         """sha256 of the decoded content of the first ``limit`` items: count, shape, pixels, labels.

@@ -29,7 +29,11 @@ far: the stopwatch survives resumption), ``config``, ``rng`` (global torch and n
 ``log_window`` (the partial logging window, so a resumed log line averages the same steps), ``validation`` (the
 history: best, collapse, every evaluation), ``trainer`` (the trainer's ``state_dict()``) and the family's
 ``header`` keys (e.g. ``family`` for the ``geneval.likelihood`` entry points). Resuming restores all of it and
-drops the log lines written after it. A tqdm progress bar goes to stderr (stdout is the CLI's, for results): on
+drops the log lines written after it.
+
+Under ``torchrun`` (a ``geneval.distributed`` process group) rank 0 alone owns the run folder: it checks and
+creates it, logs, validates, checkpoints; the other ranks train in step with it and receive its checkpoint
+(broadcast) when resuming, so the run folder need not be shared between nodes. A tqdm progress bar goes to stderr (stdout is the CLI's, for results): on
 when stderr is a terminal, or as ``progress=`` says.
 """
 
@@ -43,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from geneval import distributed
 from trainers.common.checkpoint import load_checkpoint, save_checkpoint
 from trainers.common.runs import RunDir, Stopwatch, truncate_log
 from trainers.common.seeding import rng_state, set_rng_state
@@ -139,14 +144,17 @@ class Harness:
         ``resume``). ``progress``: a tqdm bar on stderr; None = only when stderr is a terminal."""
         self.run = RunDir(out)
         self.config, self.budget, self.header = config, budget, dict(header or {})
-        self.resuming = self.run.start(config, resume=resume)
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.ctx = distributed.current()
+        self.main = self.ctx is None or self.ctx.is_main
+        started = distributed.agree(self.ctx, lambda: self.run.start(config, resume=resume) if self.main else None)
+        self.resuming = distributed.broadcast_object(self.ctx, started)
+        self.progress = (sys.stderr.isatty() if progress is None else progress) and self.main
         self.description = description
 
     @property
     def finished(self) -> bool:
         """A resumed run that already wrote its record: nothing to train or evaluate."""
-        return self.resuming and self.run.finished()
+        return self.resuming and distributed.broadcast_object(self.ctx, self.run.finished() if self.main else None)
 
     def train(self, trainer: Trainable, *, validation: Validation | None = None,
               stop_after_steps: int | None = None) -> Outcome:
@@ -154,8 +162,9 @@ class Harness:
         budget, run = self.budget, self.run
         sums: dict[str, float] = {}
         count, before = 0, 0.0
+        main = self.main
         if self.resuming:
-            state = load_checkpoint(run.checkpoint)
+            state = distributed.broadcast_object(self.ctx, load_checkpoint(run.checkpoint) if main else None)
             trainer.load_state_dict(state["trainer"])
             trainer.step = state["step"]
             if validation is not None:
@@ -163,14 +172,18 @@ class Harness:
             sums, count = dict(state["log_window"]["sums"]), state["log_window"]["count"]
             before = state["wall_time_s"]
             set_rng_state(state["rng"])  # last: nothing after it may draw before the next step
-            truncate_log(run, after_step=trainer.step)
+            if main:
+                truncate_log(run, after_step=trainer.step)
             log.info("resumed %s at step %d", run.checkpoint, trainer.step)
         watch = Stopwatch(before)
         last_save = time.monotonic()
 
         def checkpoint() -> None:
             nonlocal last_save
-            trainer_state = trainer.state_dict()  # before the RNG state: it may compute (never draw) on its own
+            if not main:
+                return
+            with distributed.single_process():
+                trainer_state = trainer.state_dict()  # before the RNG state: it may compute (never draw) on its own
             save_checkpoint(run.checkpoint, {
                 **self.header, "step": trainer.step, "wall_time_s": watch.elapsed(), "config": self.config,
                 "rng": rng_state(), "log_window": {"sums": dict(sums), "count": count},
@@ -190,14 +203,15 @@ class Harness:
                 step = trainer.step
                 bar.update(1)
                 last = step == budget.steps
-                if step % budget.log_every == 0 or last:
+                if (step % budget.log_every == 0 or last) and main:
                     means = {name: total / count for name, total in sums.items()}
                     fields = trainer.log_fields(means) if hasattr(trainer, "log_fields") else means
                     run.log({"kind": "train", "step": step, **fields, "wall_time_s": round(watch.elapsed(), 2)})
                     bar.set_postfix({k: f"{v:.4g}" for k, v in means.items()}, refresh=False)
                     sums, count = {}, 0
-                if validation is not None and (step % validation.every == 0 or last):
-                    validation(run, step=step, wall_time_s=watch.elapsed())
+                if validation is not None and (step % validation.every == 0 or last) and main:
+                    with distributed.single_process():
+                        validation(run, step=step, wall_time_s=watch.elapsed())
                 overdue = budget.checkpoint_every_s is not None and time.monotonic() - last_save > budget.checkpoint_every_s
                 if step % budget.checkpoint_every == 0 or last or overdue:
                     checkpoint()

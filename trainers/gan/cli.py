@@ -29,7 +29,10 @@ PRESET_NAMES = ("mlp", "dcgan", "cgan", "wgan", "wgan-gp", "sngan", "sagan", "bi
               help="Checkpoint and stop after N generator steps (to test resumption).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress):
+@click.option("--device", default="auto", show_default=True, metavar="DEV",
+              help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank its local GPU.")
+def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress,
+        device):
     """Train a GAN recipe, evaluate it on the validation slice while training and on the test split at the end.
 
     \b
@@ -37,6 +40,7 @@ def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_aft
       geneval train gan --preset dcgan --budget small --out runs/gan/dcgan --resume
       geneval train gan --preset sngan --set n_dis=2 --set lr_d=4e-4 --out runs/gan/sngan
       geneval train gan --preset biggan-lite --dataset cifar10 --set width_mult=2 --out runs/gan/biggan
+      torchrun --nproc_per_node=2 -m geneval train gan --preset dcgan --device cuda --out runs/gan/dcgan-ddp
     """
     from trainers.common.config import config_dict, parse_overrides
     from trainers.gan.config import build_config
@@ -52,9 +56,16 @@ def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_aft
     from trainers.gan.train import train as run_training
 
     logging.getLogger("trainers").setLevel(logging.INFO)
+    from geneval import distributed
+
     if threads:
         torch.set_num_threads(threads)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress)
+    resolved = distributed.resolve_device(device)
+    ctx = distributed.init(resolved)
+    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress,
+                          device=str(resolved))
+    if ctx is not None and not ctx.is_main:
+        return
     if "stopped" in result:
         click.echo(f"stopped at step {result['stopped']}; continue with --resume", err=True)
         return

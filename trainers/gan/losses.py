@@ -41,11 +41,12 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(discriminator, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None, *,
-                     generator: torch.Generator) -> torch.Tensor:
+                     generator: torch.Generator, batch_size: int | None = None, rows: slice = slice(None)) -> torch.Tensor:
     """WGAN-GP's penalty (Gulrajani et al. 2017, Algorithm 1): ``E[(‖∇_x̂ f(x̂)‖₂ − 1)²]`` at
     ``x̂ = ε·x + (1 − ε)·G(z)``, ``ε ~ U[0, 1]`` per sample (drawn from the step's generator). The labels of a
-    conditional critic are the real ones."""
-    eps = torch.rand(real.shape[0], *([1] * (real.ndim - 1)), generator=generator)
+    conditional critic are the real ones. Under data parallelism ``real`` holds this rank's ``rows`` of a global
+    batch of ``batch_size``: ε is drawn for the whole batch (as one process draws it) and sliced."""
+    eps = torch.rand(batch_size or real.shape[0], *([1] * (real.ndim - 1)), generator=generator)[rows].to(real.device)
     mixed = (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(True)
     score, _ = discriminator(mixed, y)
     (grad,) = torch.autograd.grad(score.sum(), mixed, create_graph=True)

@@ -47,17 +47,18 @@ class GanSampler:
         """``num`` samples as uint8 ``[N, C, H, W]``; ``truncation``: resample latent coordinates beyond it."""
         y = self.labels_for(num, labels)
         z = truncated_latents(num, self.z_dim, seed=seed, threshold=truncation, stream=LATENT_STREAM)
+        device = next(self.generator.parameters()).device  # the latents are drawn on the CPU, then moved
         out = []
         for start in range(0, num, self.batch_size):
-            yb = y[start:start + self.batch_size] if y is not None else None
-            out.append(quantize_to_uint8(self.generator(z[start:start + self.batch_size], yb), "-1,1",
-                                         what="generator output"))
+            yb = y[start:start + self.batch_size].to(device) if y is not None else None
+            out.append(quantize_to_uint8(self.generator(z[start:start + self.batch_size].to(device), yb), "-1,1",
+                                         what="generator output").cpu())
         return torch.cat(out) if out else torch.zeros((0, 0, 0, 0), dtype=torch.uint8)
 
     __call__ = sample
 
     @classmethod
-    def from_run(cls, run_dir, *, which: str = "final", ema: bool = True) -> "GanSampler":
+    def from_run(cls, run_dir, *, which: str = "final", ema: bool = True, device: str = "cpu") -> "GanSampler":
         """Load ``<run_dir>/checkpoint.pt`` (``which="final"``) or ``best.pt`` (``"best"``); ``ema``: use the
         EMA generator when the run kept one."""
         from trainers.gan.config import GanConfig
@@ -73,7 +74,7 @@ class GanSampler:
         generator, _ = build_models(cfg, shape=cfg.shape, num_classes=cfg.num_classes)
         key = "G_ema" if ema and state.get("G_ema") is not None else "G"
         generator.load_state_dict(state[key])
-        return cls(generator, z_dim=cfg.z_dim, num_classes=cfg.num_classes, conditional=cfg.conditional)
+        return cls(generator.to(device), z_dim=cfg.z_dim, num_classes=cfg.num_classes, conditional=cfg.conditional)
 
 
 def config_from_json(values: dict, cls):

@@ -22,6 +22,7 @@ import logging
 import torch
 from torch.nn import functional as F
 
+from trainers.common import ddp
 from trainers.common.config import config_dict
 from trainers.common.data import load_split, to_signed_unit
 from trainers.common.harness import Budget, Harness, Outcome, Validation
@@ -42,17 +43,27 @@ STANDING_STATS_SAMPLES = 1024  # fixed latents over which the EMA generator's ba
 class GanTraining:
     """Models, optimisers and data of one run, and ``train_step()``: n_dis D updates, then one G update."""
 
-    def __init__(self, cfg, *, images: torch.Tensor, labels: torch.Tensor):
-        self.cfg = cfg
+    def __init__(self, cfg, *, images: torch.Tensor, labels: torch.Tensor, device: torch.device | str = "cpu",
+                 ctx=None):
+        """``ctx`` (``geneval.distributed.Context``): data parallel under torchrun (``trainers.common.ddp``);
+        every random draw stays the single process's, each rank takes its rows of each global batch."""
+        self.cfg, self.device, self.ctx = cfg, torch.device(device), ctx
+        self.rows = ddp.rank_rows(cfg.batch_size, ctx)
         self.images, self.labels = images, labels  # uint8 [N, C, H, W], int64 [N]
         self.batches_per_epoch = len(images) // cfg.batch_size  # the incomplete last batch is dropped
         self._order_epoch, self._order = -1, None
 
         torch.manual_seed(derived_seed(cfg.seed, INIT))
         self.G, self.D = build_models(cfg, shape=cfg.shape, num_classes=cfg.num_classes)
+        self.G, self.D = self.G.to(self.device), self.D.to(self.device)
+        if ctx is not None:  # batch norm over the global batch; every rank starts from rank 0's weights
+            for model in (self.G, self.D):
+                ddp.broadcast_parameters(ddp.sync_batch_norms(model), ctx)
         self.ema = WeightEMA(self.G, decay=cfg.ema_decay, start_step=cfg.ema_start) if cfg.ema_decay else None
         self.opt_g = make_optimizer(cfg, self.G.parameters(), lr=cfg.lr_g)
         self.opt_d = make_optimizer(cfg, self.D.parameters(), lr=cfg.lr_d)
+        if self.ema is not None:
+            ddp.unsync_batch_norms(self.ema.model)  # rank 0 alone samples from it
         self.ortho_weights = regularised_weights(self.G) if cfg.ortho_beta else []
         self.step = 0
         self._stats_step = -1  # step at which the EMA's standing statistics were last computed
@@ -64,13 +75,14 @@ class GanTraining:
         if epoch != self._order_epoch:
             self._order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, epoch))
             self._order_epoch = epoch
-        idx = self._order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
-        return to_signed_unit(self.images[idx]), self.labels[idx]
+        idx = self._order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size][self.rows]
+        return to_signed_unit(self.images[idx]).to(self.device), self.labels[idx].to(self.device)
 
     def latents(self, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=g)
+        """The global batch's latents and labels (drawn on the CPU generator), this rank's rows on the device."""
+        z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=g)[self.rows].to(self.device)
         y = torch.randint(0, self.cfg.num_classes, (self.cfg.batch_size,), generator=g) if self.cfg.conditional else None
-        return z, y
+        return z, (y[self.rows].to(self.device) if y is not None else None)
 
     # --------------------------------------------------------------------------------------------- step
     def train_step(self) -> dict[str, float]:
@@ -90,12 +102,14 @@ class GanTraining:
             fake_score, fake_aux = D(x_fake, y_fake)
             loss_d = losses.d_loss(cfg.loss, real_score, fake_score)
             if cfg.gp_weight:
-                loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(D, x_real, x_fake, y_real, generator=g)
+                loss_d = loss_d + cfg.gp_weight * losses.gradient_penalty(D, x_real, x_fake, y_real, generator=g,
+                                                                        batch_size=cfg.batch_size, rows=self.rows)
             if real_aux is not None:  # AC-GAN: D classifies real and generated samples (Odena et al. 2017, eq. 2)
                 loss_d = loss_d + cfg.acgan_weight * (F.cross_entropy(real_aux, y_real) +
                                                       F.cross_entropy(fake_aux, y_fake))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            ddp.average_gradients(D.parameters(), self.ctx)
             self.opt_d.step()
             if cfg.clip:  # WGAN: keep the critic in a compact set (Arjovsky et al. 2017, Algorithm 1)
                 with torch.no_grad():
@@ -113,11 +127,12 @@ class GanTraining:
             loss_g = loss_g + orthogonal_penalty(self.ortho_weights, beta=cfg.ortho_beta)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        ddp.average_gradients(G.parameters(), self.ctx)
         self.opt_g.step()
         if self.ema is not None:
             self.ema.update(G, step=self.step)
         self.step += 1
-        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
+        return ddp.mean_over_ranks({"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}, self.ctx)
 
     # ------------------------------------------------------------------------------------ (de)serialise
     def sampling_generator(self) -> torch.nn.Module:
@@ -128,7 +143,8 @@ class GanTraining:
             num = STANDING_STATS_SAMPLES
             latents = truncated_latents(num, self.cfg.z_dim, seed=self.cfg.seed, threshold=None, stream=STATS)
             labels = balanced_labels(num, self.cfg.num_classes) if self.cfg.conditional else None
-            self.ema.standing_stats(latents, labels, batch_size=self.cfg.batch_size)
+            self.ema.standing_stats(latents.to(self.device), labels.to(self.device) if labels is not None else None,
+                                    batch_size=self.cfg.batch_size)
             self._stats_step = self.step
         return self.ema.model
 
@@ -164,9 +180,13 @@ def make_optimizer(cfg, params, *, lr: float) -> torch.optim.Optimizer:
 # ================================================================================================= the run
 
 def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None,
-          progress: bool | None = None) -> dict:
+          progress: bool | None = None, device: str = "cpu") -> dict:
     """Train (or continue) the run in ``out``; return its record (or ``{"stopped": step}`` when stopped early).
-    ``progress``: a progress bar on stderr (None: when stderr is a terminal)."""
+    ``progress``: a progress bar on stderr (None: when stderr is a terminal). ``device``: where the models run.
+    Under torchrun (``geneval.distributed.init`` done by the CLI) the ranks train data-parallel on one global
+    batch of ``cfg.batch_size``; rank 0 writes the run folder and returns the record, the others ``{}``."""
+    from geneval import distributed
+
     from geneval.optional import require_plotting
 
     require_plotting("a GAN run (its training curves, drawn at the end)")  # before anything trains
@@ -180,7 +200,8 @@ def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None
     val_images, val_labels = images[n_train:], labels[n_train:]
     if cfg.train_subset:
         n_train = min(n_train, cfg.train_subset)
-    trainer = GanTraining(cfg, images=images[:n_train], labels=labels[:n_train])
+    ctx = distributed.current()
+    trainer = GanTraining(cfg, images=images[:n_train], labels=labels[:n_train], device=device, ctx=ctx)
     val_metrics, _ = evaluation.available_metrics(cfg, evaluation.VALIDATION_METRICS)
 
     from geneval.sources import open_source
@@ -203,8 +224,11 @@ def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None
     outcome = harness.train(trainer, validation=validation, stop_after_steps=stop_after_steps)
     if outcome.stopped:
         return {"stopped": outcome.step}
-    return finish(trainer, harness.run, outcome, n_train=n_train, val_name=val_name,
-                  train_fingerprint=info["fingerprint"])
+    if not harness.main:
+        return {}
+    with distributed.single_process():
+        return finish(trainer, harness.run, outcome, n_train=n_train, val_name=val_name,
+                      train_fingerprint=info["fingerprint"])
 
 
 def finish(trainer: GanTraining, run: RunDir, outcome: Outcome, *, n_train: int, val_name: str,
@@ -218,7 +242,7 @@ def finish(trainer: GanTraining, run: RunDir, outcome: Outcome, *, n_train: int,
     reference = f"{cfg.dataset}:test"
     results, protocol = {}, None
     for which in ("final", "best"):
-        sampler = GanSampler.from_run(run.path, which=which)
+        sampler = GanSampler.from_run(run.path, which=which, device=trainer.device)
         labels = sampler.labels_for(cfg.eval_samples)
         samples = sampler.sample(cfg.eval_samples, cfg.sample_seed)
         results[which], protocol = evaluation.score(samples, labels, cfg=cfg, reference=reference,
@@ -242,6 +266,9 @@ def finish(trainer: GanTraining, run: RunDir, outcome: Outcome, *, n_train: int,
         "best_step": best.get("step"),
         "selection": {"reference": val_name, "metric": "fid", "num_samples": cfg.val_samples,
                       "value": best.get("fid"), "evaluations": len(history["evals"])},
+        "compute": {"device": str(trainer.device), "processes": trainer.ctx.world_size if trainer.ctx else 1,
+                    "global_batch_size": cfg.batch_size,
+                    "per_rank_batch_size": cfg.batch_size // (trainer.ctx.world_size if trainer.ctx else 1)},
         "collapse": {"detected": history["collapse"] is not None, "margin": cfg.collapse_margin,
                      **(history["collapse"] or {})},
         "evaluation": {**protocol, "sample_seed": cfg.sample_seed, "metrics_skipped": skipped,

@@ -11,7 +11,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 # torch/torchvision ranges in pyproject.toml admit the releases this machine serves from local disk.
-if ! .venv/bin/python -c "import geneval, torch, torch_fidelity, pytorch_fid, prdc, build, matplotlib" 2>/dev/null; then
+if ! .venv/bin/python -c "import geneval, torch, torch_fidelity, pytorch_fid, prdc, build, matplotlib, vendi_score, timm, open_clip, ray" 2>/dev/null; then
     echo "setup: pip install -e .[test] (first run: a few minutes)" >&2
     .venv/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
 fi

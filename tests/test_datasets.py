@@ -23,19 +23,27 @@ FINGERPRINTS = {
     ("cifar10", "test"): "11e041916640",
     ("stacked-mnist", "train"): "17ded4ee3419",
     ("stacked-mnist", "test"): "77f14099b7c1",
+    # frozen when the paired tasks were added: a change to the edge detector or to luma changes these
+    ("fashion-mnist-edges", "train"): "70d9261599bb",
+    ("fashion-mnist-edges", "test"): "946daab3a7a3",
+    ("cifar10-gray", "train"): "09b6fb318ec7",
+    ("cifar10-gray", "test"): "a804ef7626b8",
 }
 EXPECTED = {  # name -> (shape, num classes, counts)
     "mnist": ((1, 28, 28), 10, {"train": 60000, "test": 10000}),
     "fashion-mnist": ((1, 28, 28), 10, {"train": 60000, "test": 10000}),
     "cifar10": ((3, 32, 32), 10, {"train": 50000, "test": 10000}),
     "stacked-mnist": ((3, 28, 28), 1000, {"train": 60000, "test": 10000}),
+    "fashion-mnist-edges": ((1, 28, 28), 10, {"train": 60000, "test": 10000}),  # paired task: inputs
+    "cifar10-gray": ((1, 32, 32), 10, {"train": 50000, "test": 10000}),
 }
 
 
 def require(name: str, request) -> None:
     """Skip (through conftest's fixtures, which say why) unless the data of ``name`` is on this machine."""
     fixture = {"mnist": "mnist_npz", "stacked-mnist": "mnist_npz", "cifar10": "cifar10_npz",
-               "fashion-mnist": "fashion_mnist_dir"}[name]
+               "fashion-mnist": "fashion_mnist_dir", "fashion-mnist-edges": "fashion_mnist_dir",
+               "cifar10-gray": "cifar10_npz"}[name]
     request.getfixturevalue(fixture)
 
 
@@ -160,7 +168,7 @@ def test_default_extractor_for():
 
 
 def test_unknown_dataset_lists_known_names():
-    with pytest.raises(GenevalInputError, match="unknown dataset 'cifar100'.*cifar10, fashion-mnist, mnist"):
+    with pytest.raises(GenevalInputError, match="unknown dataset 'cifar100'.*cifar10, cifar10-gray, fashion-mnist, fashion-mnist-edges, mnist"):
         open_dataset("cifar100", "train")
 
 
@@ -175,7 +183,7 @@ def test_missing_files_say_where_and_how(name, nowhere):
         open_dataset(name, "test")
     message = str(excinfo.value)
     assert "not found" in message and str(nowhere / "data") in message and "GENEVAL_DOWNLOAD=1" in message
-    if name == "fashion-mnist":
+    if name in ("fashion-mnist", "fashion-mnist-edges"):
         assert "apt-get install -y dataset-fashion-mnist" in message
         assert str(nowhere / "usr-share-datasets" / "fashion-mnist") in message
     else:

@@ -229,7 +229,7 @@ def geneval_run(args, timeout=300):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("model,dataset", [("pixelcnnpp", "cifar10"), ("row-lstm", "fashion-mnist"),
+@pytest.mark.parametrize("model,dataset", [("pixelcnnpp", "mnist"), ("row-lstm", "fashion-mnist"),
                                            ("diagonal-bilstm", "binarized-mnist")])
 def test_cli_smoke_train_resumes_exactly(model, dataset, tmp_path, cifar10_npz, fashion_mnist_dir, mnist_npz):
     base = ["train", model, "--dataset", dataset, "--budget", "smoke"]

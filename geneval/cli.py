@@ -302,10 +302,10 @@ def datasets(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    cells = [("name", "C×H×W", "classes", "default extractor", "train", "test")]
-    for row in rows:
+    cells = [("name", "C×H×W", "classes", "default extractor", "targets", "train", "test")]
+    for row in rows:  # targets: a paired task's target dataset (item i of its split is the target of item i)
         cells.append((row["name"], "×".join(map(str, row["shape"])), str(row["num_classes"]),
-                      row["default_extractor"] or "inception-v3-fid",
+                      row["default_extractor"] or "inception-v3-fid", row["target"] or "–",
                       row["found"]["train"] or "missing", row["found"]["test"] or "missing"))
     click.echo(align_columns(cells))
     for row in rows:

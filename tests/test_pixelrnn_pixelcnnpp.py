@@ -206,7 +206,7 @@ def test_pixelcnnpp_samples_follow_the_likelihood():
 # --------------------------------------------------------------------------------------------- training
 
 
-def test_ema_is_an_option_of_the_loop():
+def test_ema_is_an_option_of_the_loop(mnist_npz):
     """ema ← d · ema + (1 − d) · θ after each step; configs without ema_decay (every earlier model) keep none."""
     data = TrainingData("binarized-mnist", seed=0, train_num=64)
     config = make_config("pixelcnnpp", budget="smoke", dataset="binarized-mnist", overrides={"ema_decay": "0.5"})

@@ -20,6 +20,17 @@ def kid_subsets_for(num_samples: int) -> int:
     return 100 if num_samples >= 1000 else 10
 
 
+def sampler_protocol_overrides(evaluation: dict) -> dict:
+    """A spec's ``[evaluation]`` as the config keys of the families that score their own samples at the end of a
+    run (GANs, StyleGAN, diffusion): ``eval_samples``, ``eval_features``, ``eval_metrics``, ``eval_num_ref``."""
+    mapping = {"num_samples": "eval_samples", "features": "eval_features", "metrics": "eval_metrics",
+               "num_ref": "eval_num_ref"}
+    out = {mapping[k]: v for k, v in evaluation.items() if k in mapping}
+    if "eval_metrics" in out:
+        out["eval_metrics"] = tuple(out["eval_metrics"])
+    return out
+
+
 def evaluate_samples(
     samples_uint8: torch.Tensor | np.ndarray,
     *,

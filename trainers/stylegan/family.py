@@ -42,12 +42,9 @@ class StyleGanFamily(Family):
         return build_config(preset=preset, budget=budget, dataset=dataset, overrides=overrides, seed=seed)
 
     def protocol_overrides(self, evaluation: dict) -> dict:
-        mapping = {"num_samples": "eval_samples", "features": "eval_features", "metrics": "eval_metrics",
-                   "num_ref": "eval_num_ref"}
-        out = {mapping[k]: v for k, v in evaluation.items() if k in mapping}
-        if "eval_metrics" in out:
-            out["eval_metrics"] = tuple(out["eval_metrics"])
-        return out
+        from trainers.common.evaluation import sampler_protocol_overrides
+
+        return sampler_protocol_overrides(evaluation)
 
     def switches(self, config) -> dict:
         return config.switches()

@@ -263,8 +263,12 @@ def test_cli_smoke_train_resumes_exactly(model, dataset, tmp_path, cifar10_npz, 
 
 def test_published_values_and_bad_configs():
     assert SPECS["diagonal-bilstm"].published["binarized-mnist"]["nats"] == 79.20
-    assert {m: SPECS[m].published["cifar10"]["bits_per_dim"] for m in ("row-lstm", "diagonal-bilstm", "pixelcnnpp")} \
-        == {"row-lstm": 3.07, "diagonal-bilstm": 3.00, "pixelcnnpp": 2.92}
+    models = ("pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm", "pixelcnnpp")
+    assert {m: SPECS[m].published["cifar10"]["bits_per_dim"] for m in models} \
+        == {"pixelcnn": 3.14, "gated-pixelcnn": 3.03, "row-lstm": 3.07, "diagonal-bilstm": 3.00, "pixelcnnpp": 2.92}
+    assert "Salimans" in SPECS["pixelcnnpp"].published["cifar10"]["source"]
+    assert "Conditional Image Generation" in SPECS["gated-pixelcnn"].published["cifar10"]["source"]
+    assert SPECS["pixelcnn"].published["binarized-mnist"]["nats"] == 81.45  # the CIFAR-10 entry added, not replaced
     with pytest.raises(GenevalInputError, match="hidden must be ≥ 1"):
         make_config("row-lstm", budget="smoke", dataset="cifar10", overrides={"hidden": "0"})
     with pytest.raises(ValueError, match="one feature group each"):

@@ -77,14 +77,14 @@ class DiffusionFamily(Family):
     eval_options = (
         EvalOption("sampler", str, None, label="Sampler", protocol=", sampler {}",
                    help="ddpm (ancestral, Ho et al. Algorithm 2; strided when S < T) or ddim (Song et al. 2021); "
-                        "none: the run's eval_sampler"),
+                        "none: the run's eval_sampler", choices=("ddpm", "ddim")),
         EvalOption("sampling_steps", int, None, label="S", protocol=", S = {} steps",
-                   help="number of sampling steps S (1 … T); none: the run's eval_sampling_steps (or T)"),
+                   help="number of sampling steps S (1 … T); none: the run's eval_sampling_steps (or T)", minimum=1),
         EvalOption("eta", float, None, label="η", protocol=", η = {}",
-                   help="DDIM's η (0: deterministic, 1: DDPM-like noise); none: the run's eval_eta"),
+                   help="DDIM's η (0: deterministic, 1: DDPM-like noise); none: the run's eval_eta", minimum=0.0),
         EvalOption("num_samples", int, None, label="Samples", protocol=", {} scored",
                    help="number of samples drawn and scored (the protocol's sample count); none: the run's "
-                        "eval_samples"),
+                        "eval_samples", minimum=2),
     )
     recorded_metrics: ClassVar[tuple[RecordedMetric, ...]] = LikelihoodFamily.recorded_metrics + (
         RecordedMetric("sampling_s_per_1000", "s / 1000 samples", False),

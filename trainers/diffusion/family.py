@@ -118,10 +118,10 @@ class DiffusionFamily(Family):
                 "timesteps", "steps", "batch_size", "ema_decay", "conditional")
         return {k: getattr(config, k) for k in keys}
 
-    def train(self, config, *, out: str, budget: str) -> dict:
+    def train(self, config, *, out: str, budget: str, device: str = "cpu") -> dict:
         from trainers.diffusion.train import train
 
-        return train(config, out=out, resume=True)
+        return train(config, out=out, resume=True, device=device)
 
     def sampler(self, run_dir, *, which: str = "final"):
         from trainers.diffusion.train import load_run, make_sampler

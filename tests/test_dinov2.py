@@ -85,9 +85,23 @@ def dgm_eval_fd(reps1: np.ndarray, reps2: np.ndarray) -> float:
 def test_registered_and_offline_error_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path))
     monkeypatch.delenv("GENEVAL_DINOV2_VITL14_WEIGHTS", raising=False)
+    monkeypatch.setenv("GENEVAL_DINOV2_VITL14_URL", (tmp_path / "absent.pth").as_uri())  # never the network
     assert {"dinov2-vit-b14", "dinov2-vit-l14"} <= set(EXTRACTORS)
     with pytest.raises(GenevalInputError, match="GENEVAL_DINOV2_VITL14_WEIGHTS"):
         EXTRACTORS.get("dinov2-vit-l14")(weights=None)
+
+
+def test_a_download_is_checked_against_the_pinned_sha256(weights, tmp_path, monkeypatch):
+    from geneval.features.dinov2 import ARCHS
+
+    assert ARCHS["dinov2-vit-b14"][2].sha256.startswith("0b8b82f8")
+    assert ARCHS["dinov2-vit-l14"][2].sha256.startswith("d5383ea8")
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path))
+    monkeypatch.delenv("GENEVAL_DINOV2_VITB14_WEIGHTS", raising=False)
+    monkeypatch.setenv("GENEVAL_DINOV2_VITB14_URL", weights.as_uri())  # the random file is not Meta's
+    with pytest.raises(GenevalInputError, match="expected 0b8b82f85de9"):
+        EXTRACTORS.get("dinov2-vit-b14")(weights=None, progress=False)
+    assert not list(tmp_path.glob("weights/*"))  # nothing half-written left behind
 
 
 def test_features_and_fd_match_dgm_eval(weights, images):

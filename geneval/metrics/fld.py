@@ -200,4 +200,7 @@ register_metric(MetricSpec(
     params=(Param("fld_gen_size", int, DEFAULT_GEN_SIZE, "FLD: most generated samples used (a seeded subset).",
                   min=1),),
     reference="Jiralerspong et al. 2023 (marcojira/fld, FLD(eval_feat='test'))",
+    ci_caveat="resampling with replacement duplicates generated samples, which become duplicate KDE centres "
+              "(fewer distinct ones), and each resample re-fits the bandwidths; the resamples' FLD is biased high, "
+              "and so is the interval",
 ))

@@ -187,11 +187,13 @@ def _adapter(which: str):
 
 
 _REFERENCE = "Sajjadi et al. 2018 (msmsajjadi/precision-recall-distributions prd_score.py; google/compare_gan)"
+_CI_CAVEAT = ("each resample re-runs the k-means on its own union with the reference (same seeds), so the interval "
+              "holds the clustering's variation as well as the sampling's")
 register_metric(MetricSpec(
     "prd_f8", "PRD F8 (recall)", higher_is_better=True, needs_reference=True, reference_needs_features=True,
-    compute=_adapter("f_beta"), layer_role="prdc", params=PARAMS, reference=_REFERENCE,
+    compute=_adapter("f_beta"), layer_role="prdc", params=PARAMS, reference=_REFERENCE, ci_caveat=_CI_CAVEAT,
 ))
 register_metric(MetricSpec(
     "prd_f1_8", "PRD F1/8 (precision)", higher_is_better=True, needs_reference=True, reference_needs_features=True,
-    compute=_adapter("f_beta_inv"), layer_role="prdc", params=PARAMS, reference=_REFERENCE,
+    compute=_adapter("f_beta_inv"), layer_role="prdc", params=PARAMS, reference=_REFERENCE, ci_caveat=_CI_CAVEAT,
 ))

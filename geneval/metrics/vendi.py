@@ -116,4 +116,7 @@ register_metric(MetricSpec(
               metavar="cosine|polynomial"),
         Param("vendi_degree", int, DEFAULT_DEGREE, "Vendi polynomial-kernel degree.", min=1),
     ), reference="Friedman & Dieng 2023 (vertaix/Vendi-Score, PyPI vendi-score)",
+    ci_caveat="resampling with replacement duplicates generated samples, and duplicates are not distinct: the "
+              "resamples' Vendi score (an effective number of distinct samples) is biased low, and so is the "
+              "interval",
 ))

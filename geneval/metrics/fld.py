@@ -17,6 +17,14 @@ saw: ``--heldout``) and the generated samples. As the reference implementation (
    quantity for a baseline KDE centred on min(m, N_train/2) shuffled train samples and fitted on the other train
    samples, times 100. Lower is better; memorised training samples raise it (test samples fall between them).
 
+Feature dimensions that are constant over the test set (e.g. a ReLU unit that no held-out image activates) have
+standard deviation 0: the reference divides by it, so every standardised test sample holds a NaN (0/0) and its
+FLD is NaN — undefined. Here those dimensions are left out of all three sets, listed in ``dropped_dims`` (and
+warned about by ``geneval score``), and FLD is computed on the others, d counting only them: a dimension in which
+the test set does not vary has no test-set scale to standardise by, so it can carry no test likelihood. Where the
+reference is defined (no constant dimension) nothing changes; where it is not, the value equals the reference's
+on the features without those dimensions (tests/test_metrics_fld.py).
+
 The randomness (the subset, the shuffles) comes from one ``numpy.random.Generator(seed)``, in the reference's
 order. All arithmetic is float64 (the reference runs in float32). The fit's gradient is computed in closed form
 over row chunks rather than by autograd over a whole batch: d/ds_j of the loss is
@@ -58,6 +66,7 @@ class FLDResult:
     epochs: int  # of the generated KDE's fit
     baseline_epochs: int
     seed: int
+    dropped_dims: tuple[int, ...] = ()  # feature dimensions constant over the test set, left out (see ``fld``)
 
 
 def sq_distances(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
@@ -160,10 +169,14 @@ def fld(gen, train, test, *, gen_size: int = DEFAULT_GEN_SIZE, seed: int = 0) ->
     for name, count, least in (("generated", len(g), 2), ("train", len(tr), 4), ("test", len(te), 2)):
         if count < least:
             raise GenevalInputError(f"FLD: needs at least {least} {name} samples, got {count}")
-    constant = int((te.std(dim=0) == 0).sum())
-    if constant:
-        raise GenevalInputError(f"FLD: {constant} feature dimensions are constant over the test set; FLD "
+    constant = te.std(dim=0) == 0
+    if bool(constant.all()):
+        raise GenevalInputError(f"FLD: all {len(constant)} feature dimensions are constant over the test set; FLD "
                                 "standardises by the test set's standard deviation")
+    dropped = tuple(int(i) for i in torch.nonzero(constant)[:, 0])
+    if dropped:  # the reference divides by 0 there and returns NaN; see the module docstring
+        keep = torch.nonzero(~constant)[:, 0]
+        g, tr, te = g[:, keep], tr[:, keep], te[:, keep]
     rng = np.random.default_rng(seed)
     if len(g) > gen_size:
         g = g[torch.from_numpy(rng.choice(len(g), gen_size, replace=False))]
@@ -178,7 +191,8 @@ def fld(gen, train, test, *, gen_size: int = DEFAULT_GEN_SIZE, seed: int = 0) ->
     baseline = GaussianKDE(tr_b[:split])
     baseline_epochs = baseline.fit(tr_b[split:], rng)
     baseline_nll = float(baseline.nll_per_dim(te_b).mean())
-    return FLDResult(100 * (test_nll - baseline_nll), test_nll, baseline_nll, len(g), epochs, baseline_epochs, seed)
+    return FLDResult(100 * (test_nll - baseline_nll), test_nll, baseline_nll, len(g), epochs, baseline_epochs, seed,
+                     dropped)
 
 
 def _score_fld(inputs: MetricInputs) -> MetricValue:
@@ -188,10 +202,16 @@ def _score_fld(inputs: MetricInputs) -> MetricValue:
     seed = inputs.options.seed
     result = fld(inputs.gen_features(), inputs.ref_features(), inputs.heldout.features[inputs.layer],
                  gen_size=inputs.params["fld_gen_size"], seed=seed)
+    if result.dropped_dims:
+        inputs.warnings.append(
+            f"fld: {len(result.dropped_dims)} feature dimensions are constant over the held-out set (the reference "
+            f"divides by their zero standard deviation and returns NaN); FLD is computed on the other "
+            f"{inputs.heldout.features[inputs.layer].shape[1] - len(result.dropped_dims)}")
     return MetricValue(result.fld, None, {
         "test_nll_per_dim": result.test_nll, "baseline_nll_per_dim": result.baseline_nll,
         "num_gen_used": result.num_gen_used, "num_heldout": inputs.heldout.count, "fit_epochs": result.epochs,
-        "baseline_fit_epochs": result.baseline_epochs, "seed": seed, "eval_set": "test (held-out)"})
+        "baseline_fit_epochs": result.baseline_epochs, "seed": seed, "eval_set": "test (held-out)",
+        "dims_dropped_constant_over_test": list(result.dropped_dims)})
 
 
 register_metric(MetricSpec(

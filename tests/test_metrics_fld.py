@@ -110,7 +110,7 @@ def test_equals_the_reference_algorithm(seed):
 def test_several_batches_and_a_generated_subset(monkeypatch):
     module = sys.modules["geneval.metrics.fld"]  # the package exports the function fld under the module's name
     monkeypatch.setattr(module, "BATCH_SIZE", 128)  # several Adam steps per epoch, as with > 10,000 train samples
-    monkeypatch.setattr(module, "_ROWS", 50)
+    monkeypatch.setattr(module, "ROWS", 50)
     train, test, gen = _sets(2, n_gen=400)
     expected, _ = _reference_fld(train, test, gen, seed=3, gen_size=300, batch_size=128)
     ours = fld(gen, train, test, gen_size=300, seed=3)
@@ -185,3 +185,19 @@ def test_score_warns_about_dropped_dimensions(tmp_path, monkeypatch):
     assert record["fld"].details["dims_dropped_constant_over_test"] == [0] and np.isfinite(record["fld"].value)
     assert any("fld: 1 feature dimensions are constant over the held-out set" in w and "other 3" in w
                for w in record.warnings)
+
+
+def test_the_distance_cache_budget_changes_nothing(monkeypatch):
+    """Distances kept between epochs (``cache_mb``) or recomputed from the same row blocks: the same FLD, bit for
+    bit — here with 3 batches of 128 train rows in blocks of 50 (blocks do not align across batches)."""
+    module = sys.modules["geneval.metrics.fld"]
+    monkeypatch.setattr(module, "BATCH_SIZE", 128)
+    monkeypatch.setattr(module, "ROWS", 50)
+    train, test, gen = _sets(9, n_train=330)
+    block_mb = 50 * 250 * 8 / 2**20  # one block of distances to the 250 centres
+    results = [fld(gen, train, test, seed=2, cache_mb=mb) for mb in (0, 2.5 * block_mb, 5.5 * block_mb, 64)]
+    assert len({(r.fld, r.test_nll, r.baseline_nll, r.epochs) for r in results}) == 1
+    expected, _ = _reference_fld(train, test, gen, seed=2, batch_size=128)
+    assert results[0].fld == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(GenevalInputError, match="cache_mb must be ≥ 0"):
+        fld(gen, train, test, cache_mb=-1)

@@ -38,10 +38,10 @@ m = 10,000). Here they are cached, float64, only up to ``cache_mb`` (default ``D
 ``--fld-cache-mb``), the fit set's first blocks; the other blocks are recomputed each epoch from the same rows,
 so the distances (and FLD) do not depend on the budget, only the time does: at 50,000 × 10,000 × 2048 a
 recomputed epoch costs ~2 TFLOP (`--fld-cache-mb 4096` keeps them all). The ``[ROWS, m]`` temporaries live in
-three buffers allocated once per fit (a fresh one per block fragmented the heap by 0.3 GB). FLD at 50,000 train
+three buffers allocated once per KDE, not once per block (which grows glibc's heap). FLD at 50,000 train
 (``--ref``) × 50,000 generated (10,000 used) × 10,000 held-out, dimension 2048, peaks at 1.82 GiB RSS for the
 whole process, the float32 feature arrays (0.83 GiB) and torch (0.5 GiB) included
-(benchmarks/bench_post_fid_memory.py; 2.73 GiB with a 512 MiB cache). tests/test_metrics_fld.py transcribes the
+(benchmarks/bench_post_fid_memory.py). tests/test_metrics_fld.py transcribes the
 reference's algorithm (autograd Adam over whole batches) in float64 and agrees to ≤ 1e-9 relative, whatever the
 cache budget; the blockwise version agrees with the previous whole-matrix one to ≤ 1e-14.
 """
@@ -153,7 +153,7 @@ def sq_distances(x: torch.Tensor, centres: torch.Tensor, c_norms: torch.Tensor |
 
 def _logsumexp_rows(x: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
     """``torch.logsumexp(x, dim=1)``, the same operations in the same order, with ``work`` (x's shape) for its
-    one temporary: block after block, a fresh temporary each time fragments the heap (+0.3 GB RSS at 50k)."""
+    one temporary (a fresh temporary for every block grows the heap)."""
     maxes = x.amax(dim=1, keepdim=True)
     maxes.masked_fill_(maxes.abs() == math.inf, 0)
     torch.sub(x, maxes, out=work).exp_()

@@ -377,3 +377,26 @@ def test_a_row_may_train_its_own_seeds(uninterrupted, tmp_path):
     assert rows["| DCGAN (baseline)"][-2] == "2/2" and rows["| + SN in D"][-2] == "1/1"
     assert "over training seeds [0, 1] ([1]: row '+ SN in D')" in table
     assert "(3 used, 1 from other configs ignored)" in table  # the SN row's seed-0 record is not planned
+
+
+def test_a_shown_value_missing_from_the_first_seed_comes_from_the_next(uninterrupted, tmp_path):
+    """A record that predates a shown key (an adopted seed-0 record, say) leaves the cell to the seeds recorded
+    later instead of showing "–" for the row."""
+    from geneval.leaderboard.build import build
+
+    spec = _smoke_copy(tmp_path)
+    records = tmp_path / "records"
+    records.mkdir()
+    lines = [json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()]
+    for line in lines:
+        if line["seed"] == 0:
+            del line["params_m"]["generator"]
+    (records / "smoke.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    build(spec, records_dir=records, tables_dir=tmp_path / "tables")
+    table = (tmp_path / "tables" / "smoke.md").read_text()
+    header = next(l for l in table.splitlines() if l.startswith("| Row |")).split(" | ")
+    column = header.index("G params (M)")
+    seed1 = {l["row"]: l["params_m"]["generator"] for l in lines if l["seed"] == 1}
+    for row in ("DCGAN", "+ SN in D"):
+        cells = next(l for l in table.splitlines() if l.startswith(f"| {row}")).split(" | ")
+        assert cells[column] == f"{seed1[row]:.3f}"

@@ -73,8 +73,9 @@ def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
                "collapsed": sum(bool(l["collapse"]["detected"]) for l in got)}
         planned = {"trainer": row.trainer, "model": row.preset, "preset": row.preset, "dataset": row.dataset,
                    "budget": row.budget, **row.switches, **row.eval_options}
-        for key in spec.columns["show"] + spec.columns["flags"]:
-            out[key] = lookup(got[0], key) if got else planned.get(key)
+        for key in spec.columns["show"] + spec.columns["flags"]:  # the first seed's value that has one (a record
+            # that predates a key, e.g. an adopted one, leaves it to the seeds recorded later)
+            out[key] = next((v for l in got if (v := lookup(l, key)) is not None), None) if got else planned.get(key)
         for which in spec.columns["which"]:
             for metric in spec.columns["metrics"]:
                 cells = [l["metrics"].get(which, {}).get(metric) for l in got]

@@ -310,14 +310,13 @@ def _compute(spec, extractor, gen: FeatureSet, ref: FeatureSet | None, opts: Sco
 
 def _interval(spec, inputs, opts: ScoreOptions, warnings: list) -> dict:
     """Bootstrap CI over the generated set (``geneval.metrics.bootstrap``); image metrics are not resampled."""
-    from geneval.metrics.bootstrap import KNN_ROLES, bootstrap_metric
+    from geneval.metrics.bootstrap import bootstrap_metric
 
     if spec.role == IMAGES_ROLE:
         warnings.append(f"--ci: {spec.name} reads images, not features, and has no bootstrap interval")
         return {}
-    if spec.role in KNN_ROLES:
-        warnings.append(f"--ci: resampling with replacement duplicates samples, which shrinks the k-NN radii of "
-                        f"{spec.name}; its interval is conservative")
+    if spec.ci_caveat:  # declared where the metric is registered
+        warnings.append(f"--ci: {spec.name}: {spec.ci_caveat}")
     interval = bootstrap_metric(spec, inputs, level=opts.ci, resamples=opts.ci_resamples, seed=opts.ci_seed)
     return interval.as_details()
 

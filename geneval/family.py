@@ -61,16 +61,31 @@ class EvalOption:
     help: str
     protocol: str = ""  # footer text for a value, a format with {} (default: ", <label> = {}")
     optional: bool = True  # None is allowed (and means "off")
+    # The values that mean something, checked when the spec is read (``leaderboard check``), not at evaluation.
+    minimum: float | None = None  # inclusive
+    maximum: float | None = None  # inclusive
+    above: float | None = None  # exclusive lower bound (e.g. a truncation threshold must be > 0)
+    choices: tuple = ()
 
     def parse(self, value, *, where: str):
         """The typed value of ``value`` from a spec (ints are accepted for floats), or an error naming it."""
         if value is None and self.optional:
             return None
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
             raise GenevalInputError(f"{where}: {self.name} = {value!r} is not a {self.type.__name__} ({self.help})")
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum) \
+                or (self.above is not None and value <= self.above) or (self.choices and value not in self.choices):
+            raise GenevalInputError(f"{where}: {self.name} = {value!r} is outside {self.allowed()} ({self.help})")
         return value
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "{" + ", ".join(map(str, self.choices)) + "}"
+        low = f"({self.above}" if self.above is not None else f"[{self.minimum}" if self.minimum is not None else "(-∞"
+        high = f"{self.maximum}]" if self.maximum is not None else "∞)"
+        return f"{low}, {high}"
 
     def footer(self, value) -> str:
         return (self.protocol or f", {self.label} = {{}}").format(value)

@@ -28,6 +28,7 @@ from geneval.weights import file_sha256  # noqa: E402
 from vit_weights import randomise_  # noqa: E402
 
 NAME, ARCH = "dinov2-vit-b14", "vit_base_patch14_dinov2"  # ViT-L/14 runs the same code, 3.5× slower
+ARCHS_DIM = 768  # ViT-B/14 CLS token
 NUM = 6
 
 
@@ -85,9 +86,23 @@ def dgm_eval_fd(reps1: np.ndarray, reps2: np.ndarray) -> float:
 def test_registered_and_offline_error_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path))
     monkeypatch.delenv("GENEVAL_DINOV2_VITL14_WEIGHTS", raising=False)
+    monkeypatch.setenv("GENEVAL_DINOV2_VITL14_URL", (tmp_path / "absent.pth").as_uri())  # never the network
     assert {"dinov2-vit-b14", "dinov2-vit-l14"} <= set(EXTRACTORS)
     with pytest.raises(GenevalInputError, match="GENEVAL_DINOV2_VITL14_WEIGHTS"):
         EXTRACTORS.get("dinov2-vit-l14")(weights=None)
+
+
+def test_a_download_is_checked_against_the_pinned_sha256(weights, tmp_path, monkeypatch):
+    from geneval.features.dinov2 import ARCHS
+
+    assert ARCHS["dinov2-vit-b14"][2].sha256.startswith("0b8b82f8")
+    assert ARCHS["dinov2-vit-l14"][2].sha256.startswith("d5383ea8")
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path))
+    monkeypatch.delenv("GENEVAL_DINOV2_VITB14_WEIGHTS", raising=False)
+    monkeypatch.setenv("GENEVAL_DINOV2_VITB14_URL", weights.as_uri())  # the random file is not Meta's
+    with pytest.raises(GenevalInputError, match="expected 0b8b82f85de9"):
+        EXTRACTORS.get("dinov2-vit-b14")(weights=None, progress=False)
+    assert not list(tmp_path.glob("weights/*"))  # nothing half-written left behind
 
 
 def test_features_and_fd_match_dgm_eval(weights, images):
@@ -109,9 +124,38 @@ def test_features_and_fd_match_dgm_eval(weights, images):
     assert record["fid"].value == pytest.approx(same_estimator, rel=1e-9)
     # With N = 6 ≪ D = 768 both covariances are singular: sqrtm returns √(round-off) for ~760 zero eigenvalues of
     # Σ₁Σ₂, which geneval's FID sets to zero (metrics/fid.py, _numerical_spectrum) — a 2e-6 relative difference
-    # here that vanishes for N > D (the Inception parity tests check FID itself against pytorch-fid to 1e-6).
+    # here. With N > D, the case FD-DINOv2 is meant for, the two agree to 1e-6: the next test.
     assert record["fid"].value == pytest.approx(reference, rel=1e-5)
     assert record.provenance["extractor"]["layers"] == {"fid": "cls"}
+
+
+def test_fd_equals_dgm_eval_on_full_rank_covariances():
+    """FD as ``geneval score`` computes it for ``--features dinov2-vit-b14`` (float32 CLS features → Gaussian statistics
+    streamed over batches of the extractor's 32 → ``frechet_distance``) against dgm-eval's ``compute_FD_with_reps``
+    (np.cov, scipy sqrtm) on the same features in float64, with N = 1500 > D = 768 per side: both covariances full
+    rank (condition number ~6e2). Synthetic features (a random rotation of a 10:1 decaying spectrum; the second set
+    scaled and shifted):
+    running the ViT on 2000 images would take minutes; the features' path from the network is the test above."""
+    from geneval.features.dinov2 import DINOv2FeatureExtractor
+    from geneval.stats import GaussianStats
+
+    rng = np.random.default_rng(0)
+    dim, num = ARCHS_DIM, 1500
+    rotation = np.linalg.qr(rng.normal(size=(dim, dim)))[0]
+    mixing = np.geomspace(1.0, 0.1, dim)[:, None] * rotation  # population covariance: condition number 100
+    reps1 = (rng.normal(size=(num, dim)) @ mixing).astype(np.float32)
+    reps2 = (1.1 * rng.normal(size=(num, dim)) @ mixing + 0.05).astype(np.float32)
+    stats = []
+    for reps in (reps1, reps2):
+        streamed = GaussianStats.empty(dim)
+        for lo in range(0, num, DINOv2FeatureExtractor.batch_size):
+            streamed.update(reps[lo : lo + DINOv2FeatureExtractor.batch_size])
+        stats.append(streamed)
+    ours = frechet_distance(stats[0].mean, stats[0].cov, stats[1].mean, stats[1].cov)
+    reference = dgm_eval_fd(reps1.astype(np.float64), reps2.astype(np.float64))
+    print(f"FD, N = {num} > D = {dim}: geneval {ours:.12g}, dgm-eval {reference:.12g}, "
+          f"relative {abs(ours - reference) / reference:.1e}")
+    assert ours == pytest.approx(reference, rel=1e-6) and reference > 1.0
 
 
 def test_timm_layout_without_mask_token_loads_too(weights, tmp_path, images):

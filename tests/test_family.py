@@ -172,3 +172,18 @@ def test_the_leaderboard_core_names_no_family():
         for name in forbidden:
             found = [i for i, line in enumerate(text.splitlines(), 1) if re.search(re.escape(name), line, re.I)]
             assert not found, f"{path.relative_to(ROOT)} names {name!r} on line(s) {found}"
+
+
+def test_an_eval_option_refuses_values_outside_its_declared_range():
+    psi = EvalOption("psi", float, None, label="ψ", help="truncation", minimum=0.0, maximum=1.0)
+    assert psi.parse(1, where="x") == 1.0 and psi.parse(0.0, where="x") == 0.0 and psi.parse(None, where="x") is None
+    for bad in (1.5, -0.1):
+        with pytest.raises(Exception, match=rf"x: psi = {bad} is outside \[0.0, 1.0\] \(truncation\)"):
+            psi.parse(bad, where="x")
+    threshold = EvalOption("t", float, None, label="t", help="threshold", above=0.0)
+    with pytest.raises(Exception, match=r"t = 0.0 is outside \(0.0, ∞\)"):
+        threshold.parse(0, where="x")
+    sampler = EvalOption("sampler", str, None, label="s", help="sampler", choices=("ddpm", "ddim"))
+    assert sampler.parse("ddim", where="x") == "ddim"
+    with pytest.raises(Exception, match=r"sampler = 'plms' is outside \{ddpm, ddim\}"):
+        sampler.parse("plms", where="x")

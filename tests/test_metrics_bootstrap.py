@@ -1,4 +1,10 @@
-"""Bootstrap confidence intervals: the percentile interval by hand, seeded wrapping of registered metrics, tables."""
+"""Bootstrap confidence intervals: the percentile interval by hand, seeded wrapping of registered metrics, tables,
+each metric's own caveat."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +48,7 @@ def test_score_wraps_any_metric_and_shows_the_half_width(tmp_path, monkeypatch):
     assert f"± {record['fid'].details['ci_half_width']:.4f} (90% CI)" in row
     again = score(gen, ref, **opts)
     assert again["precision"].details["ci_low"] == record["precision"].details["ci_low"]  # seeded
-    assert any("k-NN radii of precision" in w for w in record.warnings)
+    assert not any("precision" in w for w in record.warnings)  # an ordinary bootstrap: no caveat
 
 
 def test_errors(tmp_path, monkeypatch):
@@ -52,3 +58,29 @@ def test_errors(tmp_path, monkeypatch):
     record = score(_images(2, n=20), None, metrics=("ms_ssim",), features="pixels", ms_ssim_pairs=3, ci=0.95,
                    ci_resamples=3, progress=False)
     assert "ci_low" not in record["ms_ssim"].details and any("no bootstrap interval" in w for w in record.warnings)
+
+
+def test_cli_prints_each_metrics_own_caveat(tmp_path):
+    """``geneval score --ci`` warns with the caveat each metric declares where it is registered (``ci_caveat``):
+    nothing about k-NN radii for Vendi, PRD or FLD, which use none; nothing for precision (an ordinary bootstrap)."""
+    from geneval.metrics import METRICS
+
+    for name, seed in (("gen", 0), ("ref", 1), ("heldout", 2)):
+        np.savez(tmp_path / f"{name}.npz", x=_images(seed, n=60, shift=10 * (name == "gen")))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1",
+           "GENEVAL_CACHE": str(tmp_path / "cache")}
+    names = ("vendi", "prd_f8", "fld", "recall", "precision")
+    result = subprocess.run(
+        [sys.executable, "-m", "geneval", "score", str(tmp_path / "gen.npz"), "--ref", str(tmp_path / "ref.npz"),
+         "--heldout", str(tmp_path / "heldout.npz"), "--features", "pixels", "--metrics", ",".join(names),
+         "--prd-runs", "1", "--ci", "0.9", "--ci-resamples", "2", "--no-cache", "-q"],
+        check=True, capture_output=True, text=True, env=env)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: --ci:")]
+    for name in ("vendi", "prd_f8", "fld", "recall"):
+        caveat = METRICS.get(name).ci_caveat
+        assert f"warning: --ci: {name}: {caveat}" in warnings
+    assert "duplicate KDE centres" in METRICS.get("fld").ci_caveat and "re-runs the k-means" in METRICS.get(
+        "prd_f8").ci_caveat and "not distinct" in METRICS.get("vendi").ci_caveat
+    assert not any("k-NN radii" in line for line in warnings if "recall" not in line)
+    assert not any("precision" in line for line in warnings) and METRICS.get("precision").ci_caveat is None
+    assert len(warnings) == 4

@@ -110,7 +110,7 @@ def test_equals_the_reference_algorithm(seed):
 def test_several_batches_and_a_generated_subset(monkeypatch):
     module = sys.modules["geneval.metrics.fld"]  # the package exports the function fld under the module's name
     monkeypatch.setattr(module, "BATCH_SIZE", 128)  # several Adam steps per epoch, as with > 10,000 train samples
-    monkeypatch.setattr(module, "_ROWS", 50)
+    monkeypatch.setattr(module, "ROWS", 50)
     train, test, gen = _sets(2, n_gen=400)
     expected, _ = _reference_fld(train, test, gen, seed=3, gen_size=300, batch_size=128)
     ours = fld(gen, train, test, gen_size=300, seed=3)
@@ -128,10 +128,26 @@ def test_errors():
     train, test, gen = _sets(6, n_train=20, n_test=10, n_gen=10)
     with pytest.raises(GenevalInputError, match="feature dimensions differ"):
         fld(gen[:, :3], train, test)
-    flat = test.copy()
-    flat[:, 2] = 1.0
-    with pytest.raises(GenevalInputError, match="1 feature dimensions are constant over the test set"):
-        fld(gen, train, flat)
+    with pytest.raises(GenevalInputError, match="all 8 feature dimensions are constant over the test set"):
+        fld(gen, train, np.ones_like(test))
+
+
+def test_dimensions_constant_over_the_test_set():
+    """The reference divides by the test set's zero standard deviation there: NaN. geneval leaves those dimensions
+    out and equals the reference on the features without them; with none constant nothing changes (tests above)."""
+    train, test, gen = _sets(7)
+    test[:, [2, 5]] = 0.0  # dead ReLU units over the held-out set
+    train[:40, 2], gen[:10, 5] = 0.0, 0.0  # and sometimes elsewhere
+    with np.errstate(all="ignore"):
+        undefined, _ = _reference_fld(train, test, gen, seed=1)
+    assert np.isnan(undefined)
+    keep = [0, 1, 3, 4, 6, 7]
+    expected, expected_nll = _reference_fld(train[:, keep], test[:, keep], gen[:, keep], seed=1)
+    ours = fld(gen, train, test, seed=1)
+    assert ours.dropped_dims == (2, 5)
+    assert ours.fld == pytest.approx(expected, rel=1e-9) and ours.test_nll == pytest.approx(expected_nll, rel=1e-9)
+    test[:, 5] = 1e-9 * np.random.default_rng(0).normal(size=len(test))
+    assert fld(gen, train, test, seed=1).dropped_dims == (2,)  # only an exactly constant column is left out
 
 
 def _images(seed, n):
@@ -155,3 +171,33 @@ def test_cli(tmp_path):
     assert row["details"]["ci_low"] <= row["details"]["ci_high"]
     missing = subprocess.run(base, check=False, capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and "fld needs held-out real samples" in missing.stderr
+
+
+def test_score_warns_about_dropped_dimensions(tmp_path, monkeypatch):
+    from geneval import score
+
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
+    gen, train, test = _images(0, 40), _images(1, 80), _images(2, 50)
+    test[:, 0, 0, 0] = 0  # pixel (0, 0) is black in every held-out image
+    np.savez(tmp_path / "test.npz", x=test)
+    record = score(gen, train, metrics=("fld",), features="pixels", heldout=str(tmp_path / "test.npz"),
+                   use_cache=False, progress=False, seed=4)
+    assert record["fld"].details["dims_dropped_constant_over_test"] == [0] and np.isfinite(record["fld"].value)
+    assert any("fld: 1 feature dimensions are constant over the held-out set" in w and "other 3" in w
+               for w in record.warnings)
+
+
+def test_the_distance_cache_budget_changes_nothing(monkeypatch):
+    """Distances kept between epochs (``cache_mb``) or recomputed from the same row blocks: the same FLD, bit for
+    bit — here with 3 batches of 128 train rows in blocks of 50 (blocks do not align across batches)."""
+    module = sys.modules["geneval.metrics.fld"]
+    monkeypatch.setattr(module, "BATCH_SIZE", 128)
+    monkeypatch.setattr(module, "ROWS", 50)
+    train, test, gen = _sets(9, n_train=330)
+    block_mb = 50 * 250 * 8 / 2**20  # one block of distances to the 250 centres
+    results = [fld(gen, train, test, seed=2, cache_mb=mb) for mb in (0, 2.5 * block_mb, 5.5 * block_mb, 64)]
+    assert len({(r.fld, r.test_nll, r.baseline_nll, r.epochs) for r in results}) == 1
+    expected, _ = _reference_fld(train, test, gen, seed=2, batch_size=128)
+    assert results[0].fld == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(GenevalInputError, match="cache_mb must be ≥ 0"):
+        fld(gen, train, test, cache_mb=-1)

@@ -139,3 +139,70 @@ def test_cli(tmp_path):
     assert rows["prd_f8"]["details"]["beta"] == 8 and rows["prd_f1_8"]["details"]["beta"] == 1 / 8
     assert rows["prd_f8"]["details"]["ci_low"] <= rows["prd_f8"]["details"]["ci_high"]
     assert (tmp_path / "out" / "prd_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# The single-matrix k-means that geneval.metrics.kmeans replaced (it built the float64 union: ≈ 5 GB at 50k × 50k ×
+# 2048), frozen here: the blockwise one must give the same centres and labels bit for bit.
+def _old_assign(x, centres, chunk=4096):
+    c_norms = (centres**2).sum(1)
+    out = np.empty(len(x), np.int64)
+    for lo in range(0, len(x), chunk):
+        out[lo : lo + chunk] = np.argmin(c_norms[None, :] - 2 * x[lo : lo + chunk] @ centres.T, axis=1)
+    return out
+
+
+def _old_kmeans(x, *, k, seed, iterations=100):
+    rng = np.random.default_rng(seed)
+    centres = np.empty((k, x.shape[1]))
+    centres[0] = x[rng.integers(len(x))]
+    closest = ((x - centres[0]) ** 2).sum(1)
+    for i in range(1, k):
+        total = closest.sum()
+        pick = rng.choice(len(x), p=closest / total) if total > 0 else rng.integers(len(x))
+        centres[i] = x[pick]
+        closest = np.minimum(closest, ((x - centres[i]) ** 2).sum(1))
+    labels = _old_assign(x, centres)
+    for _ in range(iterations):
+        for c in range(k):
+            members = labels == c
+            if members.any():
+                centres[c] = x[members].mean(axis=0)
+        new = _old_assign(x, centres)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return centres
+
+
+@pytest.mark.parametrize("chunk", [4096, 333])
+def test_blockwise_kmeans_is_bit_identical_to_the_single_matrix_one(chunk, monkeypatch):
+    """Float32 banks of 5000 and 4000 rows (blocks straddle the boundary between them), the larger subsampled as
+    ``prd`` does; the k-means block size only changes how rows are read (assignment blocks stay 4096 rows)."""
+    from geneval.metrics import kmeans as module
+
+    monkeypatch.setattr(module, "CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    gen = (rng.normal(size=(5000, 24)) * rng.lognormal(size=24) + rng.integers(0, 4, (5000, 1))).astype(np.float32)
+    ref = (rng.normal(size=(4000, 24)) * 1.3 + rng.integers(0, 6, (4000, 1))).astype(np.float32)
+    rows = np.sort(np.random.default_rng(5).choice(5000, 4000, replace=False))
+    union = np.concatenate([gen[rows], ref]).astype(np.float64)
+    old = _old_kmeans(union, k=20, seed=3)
+    new = module.kmeans(module.StackedRows(gen, ref, indices=(rows, None)), k=20, seed=3)
+    assert np.array_equal(old, new)
+    labels = module.assign(module.StackedRows(gen, ref, indices=(rows, None)), new)
+    assert np.array_equal(labels, _old_assign(union, old))
+    eval_hist, ref_hist = cluster_histograms(gen, ref, num_clusters=20, seed=3, eval_rows=rows)
+    assert np.array_equal(eval_hist, np.bincount(labels[:4000], minlength=20) / 4000)
+    assert np.array_equal(ref_hist, np.bincount(labels[4000:], minlength=20) / 4000)
+    # The whole metric, against the previous pipeline (float64 copies, union concatenated, old k-means).
+    result = prd(gen, ref, num_runs=2, seed=5)
+    sub = np.random.default_rng(5).choice(5000, 4000, replace=False)
+    x, y = gen[np.sort(sub)].astype(np.float64), ref.astype(np.float64)
+    curves = []
+    for run in range(2):
+        both = np.concatenate([x, y])
+        lab = _old_assign(both, _old_kmeans(both, k=20, seed=5 + run))
+        curves.append(prd_curve(np.bincount(lab[:4000], minlength=20) / 4000, np.bincount(lab[4000:], minlength=20) / 4000))
+    precision, recall = np.mean([c[0] for c in curves], axis=0), np.mean([c[1] for c in curves], axis=0)
+    assert np.array_equal(result.precision, precision) and np.array_equal(result.recall, recall)
+    assert (result.f_beta, result.f_beta_inv) == f_beta_max(precision, recall)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,6 +183,26 @@ def test_configs_that_cannot_work_fail_at_start():
             build_config(preset=preset, budget=budget)
     assert build_config(preset="stylegan-f", budget="small", dataset="cifar10").resolutions == (8, 16, 32)
     assert build_config(preset="stylegan-f", budget="small").resolutions == (7, 14, 28)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("truncation = 1.5", r"truncation = 1.5 is outside \[0.0, 1.0\]"),
+    ("truncation = -0.1", r"truncation = -0.1 is outside \[0.0, 1.0\]"),
+    ("truncation_cutoff = 0", r"truncation_cutoff = 0 is outside \[1, ∞\)"),
+])
+def test_a_spec_row_with_a_meaningless_psi_fails_at_check(tmp_path, setting, message):
+    """ψ outside [0, 1] is refused when the spec is read (``geneval leaderboard check``), one line naming the
+    file, its line and the value — not at evaluation after the training runs."""
+    spec = (WORKTREE / "leaderboards" / "specs" / "stylegan_ablation.toml").read_text()
+    bad = tmp_path / "stylegan_bad.toml"
+    bad.write_text(spec.replace("truncation = 0.7\ntruncation_cutoff = 2", f"truncation = 0.7\n{setting}", 1)
+                   if "cutoff" in setting else spec.replace("truncation = 0.7", setting, 1))
+    checked = subprocess.run([sys.executable, "-m", "geneval", "leaderboard", "check", str(bad)],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(WORKTREE), **FAMILY_ENV})
+    assert checked.returncode != 0
+    error = checked.stderr.strip().splitlines()
+    assert len(error) == 1 and str(bad) in error[0], checked.stderr
+    assert re.search(message, error[0]), error[0]
 
 
 # ================================================================================================= runs

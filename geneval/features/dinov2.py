@@ -16,7 +16,7 @@ architecture (``vit_{base,large}_patch14_dinov2``, the same modules and state-di
 FD-DINOv2 is FID's Fréchet distance on these features: ``--metrics fid --features dinov2-vit-l14`` (KID and PRDC
 read the same layer, as in dgm-eval). Weights: the hub's ``dinov2_vit{b,l}14_pretrain.pth`` or timm's
 ``vit_*_patch14_dinov2.lvd142m`` state dict, from ``--weights`` / ``$GENEVAL_DINOV2_VIT{B,L}14_WEIGHTS`` / the
-cache (``geneval.weights``). Their sha256 is not pinned yet, so geneval does not download them itself.
+cache (``geneval.weights``), or a download from dl.fbaipublicfiles.com checked against the sha256 pinned below.
 Needs ``pip install geneval[dinov2]`` (timm).
 """
 
@@ -40,9 +40,22 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_LAYERS = {"fid": "cls", "kid": "cls", "prdc": "cls"}
 
 
+# sha256 of Meta's files (dl.fbaipublicfiles.com/dinov2/dinov2_vit{b,l}14/...), not published by Meta itself: this
+# machine cannot download them, so they are taken from public mirrors of the unchanged files, which agree:
+#   ViT-B/14, 346,378,731 bytes: Git LFS oid on huggingface.co/spaces/qubvel-hf/omniglue (models/), CSWRY/VOSR
+#     (torch_cache/checkpoints/) and msdkhairi/vit_sam (commit 907fe76);
+#   ViT-L/14, 1,217,586,395 bytes (the size of Meta's file as its HEAD reports it): huggingface.co/junjiexv/dinov2_vit
+#     (commit 1a7ac70), alexgenovese/reica_clothes, CSWRY/VOSR and Cusyoung/CrossEarth (commit c4beaae).
+# A download is checked against them; a local file with another hash is used, logged and recorded as it is.
+SHA256 = {
+    "b": "0b8b82f85de91b424aded121c7e1dcc2b7bc6d0adeea651bf73a13307fad8c73",
+    "l": "d5383ea8f4877b2472eb973e0fd72d557c7da5d3611bd527ceeb1d7162cbf428",
+}
+
+
 def _spec(arch: str, size: str) -> WeightsSpec:
     return WeightsSpec(
-        filename=f"dinov2_vit{size}14_pretrain.pth", sha256=None,
+        filename=f"dinov2_vit{size}14_pretrain.pth", sha256=SHA256[size],
         url=f"https://dl.fbaipublicfiles.com/dinov2/dinov2_vit{size}14/dinov2_vit{size}14_pretrain.pth",
         env_path=f"GENEVAL_DINOV2_VIT{size.upper()}14_WEIGHTS", env_url=f"GENEVAL_DINOV2_VIT{size.upper()}14_URL",
         description=f"DINOv2 ViT-{size.upper()}/14 weights ({arch})",

@@ -111,6 +111,9 @@ class MetricSpec:
     needs_targets: bool = False  # paired targets (ScoreOptions.targets, one per sample), e.g. PSNR, SSIM
     reference: str = ""  # paper and reference implementation, shown by `geneval metrics`
     params: tuple[Param, ...] = ()  # several metrics may share one (precision and recall: k_pr)
+    # What ``--ci``'s bootstrap (resampling the generated set with replacement) does to this metric that a reader of
+    # its interval should know, e.g. that duplicated samples shrink k-NN radii; None when it is an ordinary bootstrap.
+    ci_caveat: str | None = None
 
     @property
     def role(self) -> str:

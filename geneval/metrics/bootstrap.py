@@ -5,9 +5,11 @@ replacement by ``numpy.random.default_rng(ci_seed)``, with the reference held fi
 usually much larger and cached), and reports the percentile interval. Tables show ``value ± half-width`` where the
 half-width is (high − low)/2; the record keeps ``ci_low``, ``ci_high``, ``ci_level``, ``ci_resamples``, ``ci_seed``.
 
-Caveats, stated where they apply: resampling with replacement duplicates samples, which shrinks k-NN radii, so
-intervals of precision/recall/density/coverage/memorisation are wider than the sampling spread of fresh samples;
-metrics of images rather than features (MS-SSIM) are not resampled.
+Caveats: each metric declares its own (``MetricSpec.ci_caveat``, where it is registered), and ``geneval score``
+prints it beside the interval — e.g. resampling with replacement duplicates generated samples, which shrinks the
+generated k-NN radii of recall and lowers Vendi; metrics that average a per-sample quantity against the fixed
+reference (precision, density, rarity, authenticity, memorisation) have none. Metrics of images rather than
+features (MS-SSIM) are not resampled.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import numpy as np
 
 from geneval.errors import GenevalInputError
 from geneval.metrics.base import MetricInputs, MetricSpec
-
-KNN_ROLES = ("prdc",)
 
 
 @dataclass(frozen=True)

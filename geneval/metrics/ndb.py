@@ -8,8 +8,8 @@ bin, a two-proportion z-test compares the reference proportion p_r (N_r samples)
 and the bin is "different" when the two-sided p-value 2Φ(−|z|) is below α (0.05). Reported: NDB/K, NDB, and the
 Jensen–Shannon divergence (nats) between the two bin-proportion vectors. Reference implementation:
 github.com/eitanrich/gans-n-gmms (``utils/ndb.py``), which uses scikit-learn's k-means; ours is Lloyd's algorithm
-with k-means++ seeding from an explicit ``numpy`` generator, in float64, so bins (and hence NDB) agree with theirs
-in distribution, not bin for bin. An identically distributed generated set gives NDB/K ≈ α.
+with k-means++ seeding from an explicit ``numpy`` generator, in float64 (``geneval.metrics.kmeans``), so bins (and
+hence NDB) agree with theirs in distribution, not bin for bin. An identically distributed generated set gives NDB/K ≈ α.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from scipy.special import ndtr
 
 from geneval.errors import GenevalInputError
 from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
+from geneval.metrics.kmeans import assign, kmeans
 from geneval.metrics.knn import check_same_dim
 from geneval.metrics.modes import kl_divergence
 from geneval.stats import as_feature_matrix
@@ -42,40 +43,6 @@ class NDBResult:
     @property
     def ndb_over_k(self) -> float:
         return self.ndb / self.bins
-
-
-def kmeans(x: np.ndarray, *, k: int, seed: int, iterations: int = 100) -> np.ndarray:
-    """Centres ``[k, D]`` by k-means++ seeding and Lloyd iterations (float64, deterministic given ``seed``)."""
-    rng = np.random.default_rng(seed)
-    centres = np.empty((k, x.shape[1]))
-    centres[0] = x[rng.integers(len(x))]
-    closest = ((x - centres[0]) ** 2).sum(1)
-    for i in range(1, k):
-        total = closest.sum()
-        pick = rng.choice(len(x), p=closest / total) if total > 0 else rng.integers(len(x))
-        centres[i] = x[pick]
-        closest = np.minimum(closest, ((x - centres[i]) ** 2).sum(1))
-    labels = assign(x, centres)
-    for _ in range(iterations):
-        for c in range(k):
-            members = labels == c
-            if members.any():  # an empty bin keeps its centre
-                centres[c] = x[members].mean(axis=0)
-        new = assign(x, centres)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    return centres
-
-
-def assign(x: np.ndarray, centres: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
-    """Index of the nearest centre for each row (squared Euclidean, float64)."""
-    c_norms = (centres**2).sum(1)
-    out = np.empty(len(x), np.int64)
-    for lo in range(0, len(x), chunk):
-        block = x[lo : lo + chunk]
-        out[lo : lo + chunk] = np.argmin(c_norms[None, :] - 2 * block @ centres.T, axis=1)
-    return out
 
 
 def two_proportion_z(p_ref: np.ndarray, n_ref: int, p_gen: np.ndarray, n_gen: int) -> np.ndarray:

@@ -18,11 +18,16 @@ Reference implementation: msmsajjadi/precision-recall-distributions ``prd_score.
 ``prd_curve`` and ``f_beta_max`` are its ``compute_prd`` and ``prd_to_max_f_beta_pair``: given the same histograms
 they give the same curve and F values bit for bit (tests/test_metrics_prd.py re-derives them). The clustering
 differs in implementation: the reference runs scikit-learn's ``MiniBatchKMeans(n_clusters=20, n_init=10)``,
-unseeded; we run full-batch Lloyd k-means with k-means++ seeding in float64 (``geneval.metrics.ndb.kmeans``), one
+unseeded; we run full-batch Lloyd k-means with k-means++ seeding in float64 (``geneval.metrics.kmeans``), one
 initialisation per run, run r seeded with ``seed + r`` — reproducible, and the same estimator in distribution,
 not cluster for cluster. The reference refuses sets of different sizes (k-means would favour the larger set);
 here the larger set is subsampled without replacement, seeded, to the smaller one's size (``num_used`` in the
 details).
+
+Memory: the union is never built. The k-means reads the two feature arrays (and the subsample's row indices) in
+blocks of 4096 rows, upcast to float64 per block, so beyond the caller's arrays it holds O(N + 4096·D) floats:
+at 50,000 × 50,000 float32 features of dimension 2048, 1.4 GB peak RSS for the whole process, both banks
+included (benchmarks/bench_post_fid_memory.py), where the union and its float64 copies took ≈ 5 GB.
 
 ``plot_prd`` draws the curves of several models on one PNG (``geneval score --out-dir DIR`` writes
 ``DIR/prd_curve.png`` for the scored model).
@@ -39,9 +44,8 @@ import numpy as np
 
 from geneval.errors import GenevalInputError
 from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, register_metric
-from geneval.metrics.knn import check_same_dim
-from geneval.metrics.ndb import assign, kmeans
-from geneval.stats import as_feature_matrix
+from geneval.metrics.kmeans import CHUNK, StackedRows, assign, kmeans
+from geneval.metrics.knn import check_same_dim, feature_matrix
 
 DEFAULT_CLUSTERS = 20
 DEFAULT_ANGLES = 1001
@@ -87,21 +91,33 @@ def f_beta_max(precision: np.ndarray, recall: np.ndarray, beta: float = BETA,
     return float(np.max(f(beta))), float(np.max(f(1 / beta)))
 
 
-def cluster_histograms(eval_data: np.ndarray, ref_data: np.ndarray, *, num_clusters: int,
-                       seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Histograms (summing to 1) of the two sets over k-means clusters of their union."""
-    union = np.concatenate([eval_data, ref_data])
+def cluster_histograms(eval_data: np.ndarray, ref_data: np.ndarray, *, num_clusters: int, seed: int,
+                       eval_rows: np.ndarray | None = None,
+                       ref_rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms (summing to 1) of the two sets over k-means clusters of their union (read in blocks, never
+    concatenated); ``eval_rows`` / ``ref_rows``: use only those rows of a set."""
+    union = StackedRows(eval_data, ref_data, indices=(eval_rows, ref_rows))
+    num_eval = len(eval_data) if eval_rows is None else len(eval_rows)
     labels = assign(union, kmeans(union, k=num_clusters, seed=seed))
-    eval_hist = np.bincount(labels[: len(eval_data)], minlength=num_clusters) / len(eval_data)
-    ref_hist = np.bincount(labels[len(eval_data) :], minlength=num_clusters) / len(ref_data)
+    eval_hist = np.bincount(labels[:num_eval], minlength=num_clusters) / num_eval
+    ref_hist = np.bincount(labels[num_eval:], minlength=num_clusters) / (len(labels) - num_eval)
     return eval_hist, ref_hist
+
+
+def _features(value, *, what: str) -> np.ndarray:
+    """``[N, D]`` float32/float64 without a copy; NaN and infinities refused (checked in blocks)."""
+    x = feature_matrix(value, what=what)
+    bad = sum(int((~np.isfinite(x[lo : lo + CHUNK])).sum()) for lo in range(0, len(x), CHUNK))
+    if bad:
+        raise GenevalInputError(f"{what}: features contain {bad} NaN or infinite values")
+    return x
 
 
 def prd(gen, ref, *, num_clusters: int = DEFAULT_CLUSTERS, num_angles: int = DEFAULT_ANGLES,
         num_runs: int = DEFAULT_RUNS, seed: int = 0) -> PRDCurve:
     """The PRD curve of generated features ``gen`` against reference features ``ref`` (both ``[N, D]``)."""
-    x = as_feature_matrix(gen, what="PRD generated features")
-    y = as_feature_matrix(ref, what="PRD reference features")
+    x = _features(gen, what="PRD generated features")
+    y = _features(ref, what="PRD reference features")
     check_same_dim(("generated", x), ("reference", y), what="PRD")
     for name, value, low in (("num_clusters", num_clusters, 2), ("num_runs", num_runs, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -111,13 +127,12 @@ def prd(gen, ref, *, num_clusters: int = DEFAULT_CLUSTERS, num_angles: int = DEF
         raise GenevalInputError(f"PRD: {num_clusters} clusters need at least {num_clusters} samples in the union; "
                                 f"it has {2 * num_used} after balancing")
     rng = np.random.default_rng(seed)
-    if len(x) > num_used:
-        x = x[np.sort(rng.choice(len(x), num_used, replace=False))]
-    if len(y) > num_used:
-        y = y[np.sort(rng.choice(len(y), num_used, replace=False))]
+    x_rows = np.sort(rng.choice(len(x), num_used, replace=False)) if len(x) > num_used else None
+    y_rows = np.sort(rng.choice(len(y), num_used, replace=False)) if len(y) > num_used else None
     curves = []
     for run in range(num_runs):
-        eval_hist, ref_hist = cluster_histograms(x, y, num_clusters=num_clusters, seed=seed + run)
+        eval_hist, ref_hist = cluster_histograms(x, y, num_clusters=num_clusters, seed=seed + run, eval_rows=x_rows,
+                                                 ref_rows=y_rows)
         curves.append(prd_curve(eval_hist, ref_hist, num_angles=num_angles))
     precision = np.mean([c[0] for c in curves], axis=0)
     recall = np.mean([c[1] for c in curves], axis=0)
@@ -187,11 +202,13 @@ def _adapter(which: str):
 
 
 _REFERENCE = "Sajjadi et al. 2018 (msmsajjadi/precision-recall-distributions prd_score.py; google/compare_gan)"
+_CI_CAVEAT = ("each resample re-runs the k-means on its own union with the reference (same seeds), so the interval "
+              "holds the clustering's variation as well as the sampling's")
 register_metric(MetricSpec(
     "prd_f8", "PRD F8 (recall)", higher_is_better=True, needs_reference=True, reference_needs_features=True,
-    compute=_adapter("f_beta"), layer_role="prdc", params=PARAMS, reference=_REFERENCE,
+    compute=_adapter("f_beta"), layer_role="prdc", params=PARAMS, reference=_REFERENCE, ci_caveat=_CI_CAVEAT,
 ))
 register_metric(MetricSpec(
     "prd_f1_8", "PRD F1/8 (precision)", higher_is_better=True, needs_reference=True, reference_needs_features=True,
-    compute=_adapter("f_beta_inv"), layer_role="prdc", params=PARAMS, reference=_REFERENCE,
+    compute=_adapter("f_beta_inv"), layer_role="prdc", params=PARAMS, reference=_REFERENCE, ci_caveat=_CI_CAVEAT,
 ))

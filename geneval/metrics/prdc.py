@@ -146,8 +146,18 @@ _PAPERS = {
     "coverage": ("Coverage", "Naeem et al. 2020 (clovaai generative-evaluation-prdc)"),
 }
 
+# Precision and density average a per-generated-sample count against the fixed real balls: an ordinary bootstrap.
+_CI_CAVEATS = {
+    "recall": "resampling with replacement duplicates generated samples, which shrinks the generated k-NN radii "
+              "(a duplicate's nearest neighbour is at distance 0) that recall's balls use; the resamples' recall "
+              "is biased low, and so is the interval",
+    "coverage": "resampling with replacement duplicates generated samples, leaving fewer distinct ones to land in "
+                "the real balls; the resamples' coverage is biased low, and so is the interval",
+}
+
 for _name, (_label, _reference) in _PAPERS.items():
     register_metric(MetricSpec(
         _name, _label, higher_is_better=True, needs_reference=True, reference_needs_features=True,
         compute=_adapter(_name), layer_role="prdc", reference=_reference, params=PARAMS,
+        ci_caveat=_CI_CAVEATS.get(_name),
     ))

@@ -14,8 +14,12 @@ Kernels:
   as the d×d matrix X̂ᵀX̂/n, which is accumulated in float64 over row chunks: memory O(d²), never n×n (this is
   the reference's ``score_dual``).
 * ``polynomial``: scikit-learn's polynomial kernel (γ·x·y + 1)^degree with γ = 1/d on the raw features, normalised
-  to a unit diagonal (K_ij / sqrt(K_ii K_jj)), as the reference's ``score_K(K, normalize=True)``. It has no small
-  explicit feature map, so this one does build the n×n matrix (float64, n ≤ ``POLYNOMIAL_MAX_SAMPLES``).
+  to a unit diagonal (K_ij / sqrt(K_ii K_jj)), as the reference's ``score_K(K, normalize=True)``. Its explicit
+  feature map has C(d + degree, degree) dimensions (1.4e9 for d = 2048, degree 3), so no d×d route exists: this
+  one builds the n×n matrix, float64, in place (blocks; one n×n array, eigenvalues computed in it: 8n² bytes), and
+  refuses n > ``POLYNOMIAL_MAX_SAMPLES`` = 8,000 (0.5 GB), which keeps a scoring call under 2 GB peak RSS with
+  two 50,000 × 2048 float32 banks loaded (benchmarks/bench_post_fid_memory.py). At 50,000 samples it would need
+  20 GB: use the cosine kernel, or score a subset.
 
 Reference implementation: the ``vendi-score`` package (github.com/vertaix/Vendi-Score); on the same features ours
 agrees with ``vendi.score_dual`` / ``vendi.score_K`` to ≤ 1e-9 relative (tests/test_metrics_vendi.py).
@@ -33,7 +37,7 @@ from geneval.metrics.base import MetricInputs, MetricSpec, MetricValue, Param, r
 
 KERNELS = ("cosine", "polynomial")
 DEFAULT_DEGREE = 3
-POLYNOMIAL_MAX_SAMPLES = 20_000  # an n×n float64 kernel: 3.2 GB at this size
+POLYNOMIAL_MAX_SAMPLES = 8_000  # an n×n float64 kernel: 0.5 GB at this size
 _CHUNK = 4096
 
 
@@ -60,12 +64,24 @@ def _normalised_gram(x: np.ndarray, *, what: str) -> np.ndarray:
 
 
 def _polynomial_kernel(x: np.ndarray, *, degree: int) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    if not np.isfinite(x).all():
-        raise GenevalInputError("Vendi features contain NaN or infinite values")
-    k = (x @ x.T / x.shape[1] + 1.0) ** degree
+    """The unit-diagonal polynomial kernel matrix, float64 n×n, built in place in blocks from float64 copies of
+    row blocks: the n×n array is the only large allocation."""
+    n, step = len(x), 1024  # float64 blocks of 1024 rows: 16 MB each at d = 2048
+    k = np.empty((n, n))
+    for lo in range(0, n, step):
+        rows = np.asarray(x[lo : lo + step], dtype=np.float64)
+        if not np.isfinite(rows).all():
+            raise GenevalInputError("Vendi features contain NaN or infinite values")
+        for clo in range(0, n, step):
+            cols = rows if clo == lo else np.asarray(x[clo : clo + step], dtype=np.float64)
+            np.matmul(rows, cols.T, out=k[lo : lo + step, clo : clo + step])
+    k /= x.shape[1]
+    k += 1.0
+    np.power(k, degree, out=k)
     d = np.sqrt(np.diagonal(k))
-    return k / np.outer(d, d)
+    k /= d[:, None]
+    k /= d[None, :]
+    return k
 
 
 def vendi(features, *, kernel: str = "cosine", degree: int = DEFAULT_DEGREE) -> float:
@@ -82,7 +98,10 @@ def vendi(features, *, kernel: str = "cosine", degree: int = DEFAULT_DEGREE) -> 
             raise GenevalInputError(
                 f"Vendi: the polynomial kernel builds an n×n matrix; {len(x)} samples exceed its limit of "
                 f"{POLYNOMIAL_MAX_SAMPLES} (use the cosine kernel, which needs only a d×d matrix, or fewer samples)")
-        return entropy_exp(scipy.linalg.eigvalsh(_polynomial_kernel(x, degree=degree) / len(x)))
+        k = _polynomial_kernel(x, degree=degree)
+        k /= len(x)
+        # k is symmetric, so k.T (Fortran-ordered) is k: LAPACK then works in place instead of on a copy.
+        return entropy_exp(scipy.linalg.eigvalsh(k.T, overwrite_a=True, check_finite=False))
     raise GenevalInputError(f"Vendi: unknown kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
 
 
@@ -116,4 +135,7 @@ register_metric(MetricSpec(
               metavar="cosine|polynomial"),
         Param("vendi_degree", int, DEFAULT_DEGREE, "Vendi polynomial-kernel degree.", min=1),
     ), reference="Friedman & Dieng 2023 (vertaix/Vendi-Score, PyPI vendi-score)",
+    ci_caveat="resampling with replacement duplicates generated samples, and duplicates are not distinct: the "
+              "resamples' Vendi score (an effective number of distinct samples) is biased low, and so is the "
+              "interval",
 ))

@@ -9,13 +9,13 @@ MODELS = ("fvsbn", "nade", "made", "pixelcnn", "gated-pixelcnn", "pixelcnnpp", "
 
 
 def _runner(model: str):
-    def run(*, budget, dataset, overrides, out, resume, stop_after_steps, progress):
+    def run(*, budget, dataset, overrides, out, resume, stop_after_steps, progress, device="cpu"):
         from trainers.autoregressive.train import SPECS, make_config
         from trainers.common.likelihood_training import train as train_run
 
         config = make_config(model, budget=budget, dataset=dataset, overrides=overrides)
         return train_run(SPECS[model], config, out=out, budget=budget, resume=resume,
-                         stop_after_steps=stop_after_steps, progress=progress)
+                         stop_after_steps=stop_after_steps, progress=progress, device=device)
 
     return run
 

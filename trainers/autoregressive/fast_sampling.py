@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from trainers.autoregressive.models import GatedPixelCNN, PixelCNN, draw, gate, sample_uniforms, value_dtype
+from trainers.common.runs import module_device
 
 BATCH = 500  # samples at once: the cached maps are ~15 × B × 2C × (H + 6) × (W + 6) floats
 
@@ -57,19 +58,23 @@ def sample_gated(model: GatedPixelCNN, num: int, *, seed: int, first: int = 0, l
 
 
 def _batched(fn, model, num: int, *, seed: int, first: int, labels) -> torch.Tensor:
+    """Batches of at most BATCH samples on the model's device; uint8 (or int64) on the CPU."""
     c, h, w = model.shape
+    device = module_device(model)
     out = [torch.zeros(0, c, h, w, dtype=value_dtype(model.levels))]
     for start in range(0, num, BATCH):
         stop = min(num, start + BATCH)
-        u = sample_uniforms(stop - start, model.num_dims, seed=seed, first=first + start).view(-1, c, h, w)
-        out.append(fn(model, u, None if labels is None else torch.as_tensor(labels)[start:stop]))
+        u = sample_uniforms(stop - start, model.num_dims, seed=seed, first=first + start, device=device)
+        batch_labels = None if labels is None else torch.as_tensor(labels)[start:stop].to(device)
+        out.append(fn(model, u.view(-1, c, h, w), batch_labels).cpu())
     return torch.cat(out)
 
 
 def _zeros_like_params(model):
-    """A ``torch.zeros`` for the cached maps, in the network's dtype (float32, or float64 in the tests)."""
-    dtype = next(model.parameters()).dtype
-    return lambda *shape: torch.zeros(*shape, dtype=dtype)
+    """A ``torch.zeros`` for the cached maps, in the network's dtype (float32, or float64 in the tests) and on
+    its device."""
+    param = next(model.parameters())
+    return lambda *shape: torch.zeros(*shape, dtype=param.dtype, device=param.device)
 
 
 def _draw_pixel(model, logits: torch.Tensor, u: torch.Tensor, x: torch.Tensor, i: int, j: int) -> None:
@@ -86,7 +91,7 @@ def _scaled_pixel(model, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
 
 def _pixelcnn_batch(model: PixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
     b, (c, h, w) = len(u), model.shape
-    x = torch.zeros(b, c, h, w, dtype=torch.uint8)
+    x = torch.zeros(b, c, h, w, dtype=torch.uint8, device=u.device)
     zeros = _zeros_like_params(model)
     k0 = model.first.kernel_size[0]
     p0 = k0 // 2
@@ -108,7 +113,7 @@ def _pixelcnn_batch(model: PixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
 
 def _gated_batch(model: GatedPixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
     b, (c, h, w) = len(u), model.shape
-    x = torch.zeros(b, c, h, w, dtype=value_dtype(model.levels))
+    x = torch.zeros(b, c, h, w, dtype=value_dtype(model.levels), device=u.device)
     zeros = _zeros_like_params(model)
     layers = list(model.layers)
     pads = [layer.k // 2 for layer in layers]

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainers.common.runs import module_device
 from trainers.common.seeding import generator
 
 # --------------------------------------------------------------------------------------------- shared
@@ -53,12 +54,13 @@ def draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (cdf < u[:, None]).sum(1).clamp(max=logits.shape[1] - 1).to(value_dtype(logits.shape[1]))
 
 
-def sample_uniforms(num: int, num_dims: int, *, seed: int, first: int) -> torch.Tensor:
-    """float64 ``[num, D]``: sample ``j``'s uniforms come from ``generator(seed, first + j)`` alone."""
+def sample_uniforms(num: int, num_dims: int, *, seed: int, first: int, device=None) -> torch.Tensor:
+    """float64 ``[num, D]``: sample ``j``'s uniforms come from ``generator(seed, first + j)`` alone (drawn on the
+    CPU, returned on ``device``: where the model samples)."""
     if num == 0:
-        return torch.zeros(0, num_dims, dtype=torch.float64)
+        return torch.zeros(0, num_dims, dtype=torch.float64, device=device)
     return torch.stack([torch.rand(num_dims, generator=generator(seed, first + j), dtype=torch.float64)
-                        for j in range(num)])
+                        for j in range(num)]).to(device)
 
 
 class Autoregressive(nn.Module):
@@ -91,13 +93,15 @@ class Autoregressive(nn.Module):
     def sample_uncached(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
         """Raster-order sampling with a full forward pass per pixel (the reference for the cached samplers)."""
         c, h, w = self.shape
-        u = sample_uniforms(num, self.num_dims, seed=seed, first=first).view(num, c, h, w)
-        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels))
+        device = module_device(self)
+        u = sample_uniforms(num, self.num_dims, seed=seed, first=first, device=device).view(num, c, h, w)
+        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels), device=device)
+        labels = None if labels is None else torch.as_tensor(labels).to(device)
         for i in range(h):
             for j in range(w):
                 for k in range(c):
                     x[:, k, i, j] = draw(self.logits(x, labels)[:, :, k, i, j], u[:, k, i, j])
-        return x
+        return x.cpu()
 
 
 class PixelReadout(nn.Module):
@@ -150,15 +154,16 @@ class FVSBN(Autoregressive):
         return to_image_logits(self.readout(f), self.shape)
 
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
-        u = sample_uniforms(num, self.num_dims, seed=seed, first=first)
+        device = module_device(self)
+        u = sample_uniforms(num, self.num_dims, seed=seed, first=first, device=device)
         r = self.readout.rank
-        xs = torch.zeros(num, self.num_dims)  # the drawn pixels, scaled; pixel d reads columns < d only
-        x = torch.zeros(num, self.num_dims, dtype=torch.uint8)
+        xs = torch.zeros(num, self.num_dims, device=device)  # the drawn pixels, scaled; pixel d reads columns < d only
+        x = torch.zeros(num, self.num_dims, dtype=torch.uint8, device=device)
         for d in range(self.num_dims):
             f = xs[:, :d] @ self.weight[d * r:(d + 1) * r, :d].T  # Σ_{j<d} W_dj x_j: [B, R]
             x[:, d] = draw(self.readout.at(f, d), u[:, d])
             xs[:, d] = self.scaled(x[:, d])
-        return x.view(num, *self.shape)
+        return x.view(num, *self.shape).cpu()
 
 
 # --------------------------------------------------------------------------------------------- NADE
@@ -188,13 +193,14 @@ class NADE(Autoregressive):
         return to_image_logits(self.readout(f), self.shape)
 
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
-        u = sample_uniforms(num, self.num_dims, seed=seed, first=first)
+        device = module_device(self)
+        u = sample_uniforms(num, self.num_dims, seed=seed, first=first, device=device)
         a = self.c.expand(num, -1).clone()
-        x = torch.zeros(num, self.num_dims, dtype=torch.uint8)
+        x = torch.zeros(num, self.num_dims, dtype=torch.uint8, device=device)
         for d in range(self.num_dims):
             x[:, d] = draw(self.readout.at(torch.sigmoid(a) @ self.v[d], d), u[:, d])
             a += self.scaled(x[:, d])[:, None] * self.w[d]
-        return x.view(num, *self.shape)
+        return x.view(num, *self.shape).cpu()
 
 
 # --------------------------------------------------------------------------------------------- MADE
@@ -266,20 +272,21 @@ class MADE(Autoregressive):
 
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
         """Sample j picks its mask set from its own uniforms, then fills pixels in that set's order."""
-        u = sample_uniforms(num, self.num_dims + 1, seed=seed, first=first)
+        device = module_device(self)
+        u = sample_uniforms(num, self.num_dims + 1, seed=seed, first=first, device=device)
         which = (u[:, -1] * self.num_masks).long().clamp(max=self.num_masks - 1)
-        x = torch.zeros(num, self.num_dims, dtype=torch.uint8)
+        x = torch.zeros(num, self.num_dims, dtype=torch.uint8, device=device)
         for m in range(self.num_masks):
             rows = (which == m).nonzero().flatten()
             if len(rows):
                 x[rows] = self._sample_order(len(rows), u[rows, :-1], m)
-        return x.view(num, *self.shape)
+        return x.view(num, *self.shape).cpu()
 
     def _sample_order(self, num: int, u: torch.Tensor, m: int) -> torch.Tensor:
         first, rest = self.layers[0], self.layers[1:]
         w0 = first.weight * self._mask(0, m)
         a = first.bias.expand(num, -1).clone()  # first-layer pre-activation, grown one input at a time
-        x = torch.zeros(num, self.num_dims, dtype=torch.uint8)
+        x = torch.zeros(num, self.num_dims, dtype=torch.uint8, device=u.device)
         r = self.readout.rank
         for d in torch.argsort(self.orders[m]).tolist():
             h = F.relu(a)

@@ -23,6 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainers.autoregressive.models import Autoregressive, draw, sample_uniforms, value_dtype
+from trainers.common import ddp
+from trainers.common.runs import module_device
 
 # --------------------------------------------------------------------------------------------- likelihood
 
@@ -191,7 +193,9 @@ class GatedResnet(nn.Module):
             c1 = c1 + self.aux(concat_elu(aux))
         c1 = concat_elu(c1)
         if self.training and self.dropout > 0:  # inverted dropout with the step's generator (tf.nn.dropout)
-            keep = torch.rand(c1.shape, generator=generator) >= self.dropout
+            # the global batch's mask under torchrun, this rank's rows (ddp.draw); drawn on the CPU
+            keep = ddp.draw(lambda n: torch.rand((n, *c1.shape[1:]), generator=generator), len(c1)).to(c1.device) \
+                >= self.dropout
             c1 = c1 * keep / (1.0 - self.dropout)
         c2 = self.conv2(c1)
         if self.cond is not None:
@@ -302,24 +306,26 @@ class PixelCNNpp(Autoregressive):
         c, h, w = self.shape
         if self.conditional and labels is None:
             raise ValueError("a class-conditional PixelCNN++ needs labels")
-        labels = None if labels is None else torch.as_tensor(labels)
-        u = sample_uniforms(num, (c + 1) * h * w, seed=seed, first=first).view(num, c + 1, h, w)
-        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels))
+        device = module_device(self)
+        labels = None if labels is None else torch.as_tensor(labels).to(device)
+        u = sample_uniforms(num, (c + 1) * h * w, seed=seed, first=first, device=device).view(num, c + 1, h, w)
+        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels), device=device)
         if num == 0:
-            return x
-        values = torch.linspace(-1.0, 1.0, self.levels)  # the bins' centres, scaled
-        index = torch.arange(num)
+            return x.cpu()
+        values = torch.linspace(-1.0, 1.0, self.levels, device=device)  # the bins' centres, scaled
+        index = torch.arange(num, device=device)
         for i in range(h):
             rows = min(h, 4 * (i // 4 + 1))  # output row i reads rows ≤ i only: run on the rows above, to a multiple of 4
             for j in range(w):
                 params = self.params(self.scaled(x[:, :, :rows]), labels)
                 logits, means, log_scales, coeffs = split_params(params[..., i:i + 1, j:j + 1], c, self.num_mix)
-                k = draw(logits[:, :, 0, 0], u[:, 0, i, j]).long() if self.num_mix > 1 else torch.zeros(num, dtype=torch.long)
-                pixel = torch.zeros(num, c, 1, 1)
+                k = draw(logits[:, :, 0, 0], u[:, 0, i, j]).long() if self.num_mix > 1 else \
+                    torch.zeros(num, dtype=torch.long, device=device)
+                pixel = torch.zeros(num, c, 1, 1, device=device)
                 for ch in range(c):
                     mean = channel_means(means, coeffs, pixel)[index, ch, k, 0, 0]  # [B]
                     log_scale = log_scales[index, ch, k, 0, 0]
                     lp = logistic_bin_log_prob(values[None], mean[:, None], log_scale[:, None], levels=self.levels)
                     x[:, ch, i, j] = draw(lp, u[:, ch + 1, i, j]).to(x.dtype)
                     pixel[:, ch] = self.scaled(x[:, ch:ch + 1, i, j])[:, :, None]
-        return x
+        return x.cpu()

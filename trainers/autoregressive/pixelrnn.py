@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainers.autoregressive.models import Autoregressive, draw, sample_uniforms, value_dtype
+from trainers.common.runs import module_device
 
 
 def groups(num_features: int, channels: int) -> torch.Tensor:
@@ -182,12 +183,13 @@ class PixelRNN(Autoregressive):
         """Raster order; row i's logits are computed from rows 0 … i only (every layer reads rows at or above its
         output row), which halves the work of ``sample_uncached`` and draws the same values."""
         c, h, w = self.shape
-        u = sample_uniforms(num, self.num_dims, seed=seed, first=first).view(num, c, h, w)
-        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels))
+        device = module_device(self)
+        u = sample_uniforms(num, self.num_dims, seed=seed, first=first, device=device).view(num, c, h, w)
+        x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels), device=device)
         if num == 0:
-            return x
+            return x.cpu()
         for i in range(h):
             for j in range(w):
                 for k in range(c):  # channel k's logits read channels < k of this pixel: one pass per channel
                     x[:, k, i, j] = draw(self.logits(x[:, :, :i + 1])[:, :, k, i, j], u[:, k, i, j])
-        return x
+        return x.cpu()

@@ -27,6 +27,8 @@ def timed(draw, num: int) -> tuple[torch.Tensor, dict]:
     and seconds per 1,000 samples (``sampling.s_per_1000``, the record key every family's tables compare)."""
     started = time.perf_counter()
     samples = draw()
+    if isinstance(samples, torch.Tensor) and samples.is_cuda:
+        torch.cuda.synchronize(samples.device)  # kernels are queued: the clock stops when they have run
     seconds = time.perf_counter() - started
     return samples, {"num_images": num, "seconds": round(seconds, 3), "s_per_1000": round(seconds / num * 1000, 3),
                      "threads": torch.get_num_threads()}

@@ -22,14 +22,16 @@ def _no_preset(ctx, param, value):
 def likelihood_command(group: click.Group, name: str, *, budgets: tuple[str, ...], run,
                        datasets: tuple[str, ...] | None = None, default_dataset: str = "binarized-mnist") -> None:
     """Register ``geneval train <name>``; ``run(budget, dataset, overrides, out, resume, stop_after_steps,
-    progress)`` trains and returns the record (None when stopped early). ``datasets``: the ones the model
-    accepts (default: every likelihood training dataset)."""
+    progress, device)`` trains and returns the record (None when stopped early, ``{}`` on a rank other than 0
+    under torchrun). ``datasets``: the ones the model accepts (default: every likelihood training dataset)."""
     from trainers.common.likelihood_training import DATASETS
 
     datasets = tuple(datasets or DATASETS)
     help_text = (f"Train {name} on {', '.join(datasets)}, then evaluate its test likelihood (geneval."
-                 f"likelihood) and samples.\n\n\b\nExample:\n  geneval train {name} --dataset {default_dataset} "
-                 f"--budget small --out runs/{name}-{default_dataset} --resume")
+                 f"likelihood) and samples.\n\n\b\nExamples:\n  geneval train {name} --dataset {default_dataset} "
+                 f"--budget small --out runs/{name}-{default_dataset} --resume\n  torchrun --nproc_per_node=2 -m "
+                 f"geneval train {name} --dataset {default_dataset} --budget small --device cuda "
+                 f"--out runs/{name}-ddp")
 
     @group.command(name, help=help_text, short_help=f"Train {name} (likelihood model).", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
     @click.option("--dataset", type=click.Choice(datasets), default=default_dataset,
@@ -44,14 +46,22 @@ def likelihood_command(group: click.Group, name: str, *, budgets: tuple[str, ...
     @click.option("--stop-after-steps", type=click.IntRange(1), default=None, metavar="N",
                   help="Checkpoint and stop after N steps (to test resumption).")
     @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-    def command(dataset, budget, overrides, out, resume, stop_after_steps, progress):
+    @click.option("--device", default="auto", show_default=True, metavar="DEV",
+                  help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank its local GPU.")
+    def command(dataset, budget, overrides, out, resume, stop_after_steps, progress, device):
         import logging
 
+        from geneval import distributed
         from trainers.common.config import parse_overrides
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-        record = run(budget=budget, dataset=dataset, overrides=parse_overrides(overrides), out=out, resume=resume,
-                     stop_after_steps=stop_after_steps, progress=progress)
+        overrides = parse_overrides(overrides)
+        resolved = distributed.resolve_device(device)
+        ctx = distributed.init(resolved)  # under torchrun: gloo on the CPU, NCCL on CUDA
+        record = run(budget=budget, dataset=dataset, overrides=overrides, out=out, resume=resume,
+                     stop_after_steps=stop_after_steps, progress=progress, device=str(resolved))
+        if ctx is not None and not ctx.is_main:
+            return
         if record is None:
             click.echo(json.dumps({"stopped": True, "out": out}))
             return

@@ -54,10 +54,11 @@ class LikelihoodFamily(Family):
         mapping = {"num_samples": "num_samples", "features": "sample_features"}
         return {mapping[k]: v for k, v in evaluation.items() if k in mapping}
 
-    def train(self, config, *, out: str, budget: str) -> dict:
+    def train(self, config, *, out: str, budget: str, device: str = "cpu") -> dict:
         from trainers.common.likelihood_training import train
 
-        return train(self.spec(getattr(config, "model", self.name)), config, out=out, budget=budget, resume=True)
+        return train(self.spec(getattr(config, "model", self.name)), config, out=out, budget=budget, resume=True,
+                     device=device)
 
     def likelihood_model(self, run_dir):
         """The run's final model as a ``geneval.likelihood`` model (its kind: exact, iwae-K, ...)."""

@@ -15,6 +15,16 @@ run folder, checkpoints, exact resume and logging are ``trainers.common.harness`
     eval   ``geneval.likelihood.evaluate`` on the whole test split (nats, bits/dim, standard error), sampling
            time of ``timing_num`` images and seconds per 1,000 over all ``num_samples``, a PNG grid, FID/IS/KID/precision/recall of ``num_samples``
            samples against the test split with the dataset's domain extractor, and ``record.json``
+    device ``device`` (``--device``): the model, its batches, the test likelihood and the samples run there (per-
+           sample noise is drawn on the CPU and moved, so a sample is the same on any device up to rounding);
+           the family's extra metrics and pictures run on a CPU copy. TF32 stays off (precision ``float32``)
+    ranks  under ``torchrun --nproc_per_node=N -m geneval train <model>`` every rank builds the same model (rank 0's
+           weights broadcast), takes rows ``[r·B/N, (r+1)·B/N)`` of each global batch of ``batch_size`` B, draws
+           its per-example noise as rows of the global batch's draw, and applies the gradient averaged over ranks
+           (``trainers.common.ddp``); batch statistics (RealNVP's batch norm, Glow's and NICE's data-dependent
+           initialisation) are the global batch's. So N processes train the single process's run, to float
+           rounding; rank 0 alone checkpoints, logs, evaluates and writes the record, which names the device,
+           the precision, the number of processes and the global and per-rank batch sizes (``compute``)
 
 A family provides a ``Spec``: how to build its model from the config, the likelihood kind it reports, and
 optional extra metrics and pictures. Models implement ``loss(x, labels, generator)``,
@@ -36,15 +46,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from geneval import distributed
 from geneval.atomic import atomic_path
 from geneval.datasets import DATASETS as GENEVAL_DATASETS
 from geneval.errors import GenevalInputError
 from geneval.grid import save_grid
 from geneval.likelihood import EIGHT_BIT, DataConvention, binary_dynamic, evaluate
+from trainers.common import ddp
 from trainers.common.config import config_dict
 from trainers.common.data import binarize, load_split
 from trainers.common.harness import Budget, Harness
-from trainers.common.runs import RunDir, count_parameters
+from trainers.common.runs import RunDir, count_parameters, module_device
 from trainers.common.seeding import derived_seed, generator
 
 log = logging.getLogger(__name__)
@@ -119,8 +131,9 @@ class TrainingData:
         self.test_split = f"{self.source}:test"
         self._epoch, self._order = -1, None
 
-    def batch(self, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 ``[B, C, H, W]`` (0/1 or 0..255) and labels of training step ``step``; full batches only."""
+    def batch(self, step: int, batch_size: int, rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 ``[B, C, H, W]`` (0/1 or 0..255) and labels of training step ``step``; full batches only.
+        ``rows``: this rank's rows of the global batch (``ddp.rank_rows``), binarised as the global batch is."""
         per_epoch = max(1, len(self.images) // batch_size)
         epoch, index = divmod(step, per_epoch)
         if epoch != self._epoch:
@@ -130,7 +143,7 @@ class TrainingData:
         x = self.images[take]
         if self.binary:  # dynamic binarisation: fresh Bernoulli(x/255) pixels at every step
             x = binarize(x, generator=generator(self.seed, BINARIZE, step)).to(torch.uint8)
-        return x, self.labels[take]
+        return x[rows], self.labels[take][rows]
 
     def to_image(self, x: torch.Tensor) -> torch.Tensor:
         """Model values → uint8 pixels for PNGs and sample metrics (binary 0/1 → 0/255)."""
@@ -161,8 +174,8 @@ class Spec:
     published: dict | None = None  # {dataset: {"nats": ..., "source": ...}} for the tables
     extra_metrics: Callable | None = None  # (model, config, data) -> {name: metric dict}
     artifacts: Callable | None = None  # (model, config, data, run) -> {name: relative path}
-    # (spec, config, data) -> a harness Trainable with ``model``, for models trained in stages (a VQ-VAE, then
-    # its prior); None = ``LikelihoodTraining``, one loss and one optimiser for ``config.steps`` steps
+    # (spec, config, data, *, device, ctx) -> a harness Trainable with ``model``, for models trained in stages (a
+    # VQ-VAE, then its prior); None = ``LikelihoodTraining``, one loss and one optimiser for ``config.steps`` steps
     training: Callable | None = None
 
 
@@ -178,17 +191,42 @@ def run_config(spec: Spec, config, budget: str) -> dict:
     return {"family": spec.family, "model": spec.model, "budget": budget, **config_dict(config)}
 
 
-def build_model(spec: Spec, config, data: TrainingData) -> torch.nn.Module:
+def build_model(spec: Spec, config, data: TrainingData, *, device: torch.device | str = "cpu",
+                ctx=None) -> torch.nn.Module:
+    """The model with its seeded initial weights, on ``device``; under torchrun (``ctx``) with synced batch norms
+    and rank 0's weights on every rank."""
     torch.manual_seed(derived_seed(config.seed, INIT))  # initial weights depend on the seed only
-    return spec.build(config, data)
+    model = spec.build(config, data).to(device)
+    if ctx is not None:
+        ddp.broadcast_parameters(ddp.sync_batch_norms(model), ctx)
+    return model
+
+
+def optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor, *, lr: float, grad_clip: float,
+             ctx=None) -> torch.Tensor | None:
+    """One update of every likelihood trainer (this loop, the VQ-VAE's stages, DDPM): gradients of ``loss``
+    averaged over ranks (``ddp.average_gradients``: every rank then holds the gradient of the global batch's mean
+    loss, as one process does), clipped to ``grad_clip`` (global norm; 0 = off), then the optimiser's step at
+    ``lr``. Returns the gradient's norm before clipping (None without clipping)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    ddp.average_gradients(params, ctx)
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip > 0 else None
+    optimizer.step()
+    return norm
 
 
 class LikelihoodTraining:
-    """One model, its Adam optimiser and its data; ``train_step()`` is one step on batch ``step``."""
+    """One model, its Adam optimiser and its data; ``train_step()`` is one step on batch ``step`` (this rank's rows
+    of it under torchrun: ``ctx``)."""
 
-    def __init__(self, spec: Spec, config, data: TrainingData):
-        self.config, self.data = config, data
-        self.model = build_model(spec, config, data)
+    def __init__(self, spec: Spec, config, data: TrainingData, *, device: torch.device | str = "cpu", ctx=None):
+        self.config, self.data, self.device, self.ctx = config, data, torch.device(device), ctx
+        self.rows = ddp.rank_rows(config.batch_size, ctx)
+        self.model = build_model(spec, config, data, device=self.device, ctx=ctx)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.model.train()
         self.step = 0
@@ -200,23 +238,19 @@ class LikelihoodTraining:
 
     def train_step(self) -> dict[str, float]:
         config, step = self.config, self.step
-        x, labels = self.data.batch(step, config.batch_size)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(step, config)
-        loss = self.model.loss(x, labels, generator=generator(config.seed, NOISE, step))  # mean nats per example
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
-        self.optimizer.step()
-        if self.ema is not None:  # ema ← decay · ema + (1 − decay) · θ
+        x, labels = self.data.batch(step, config.batch_size, self.rows)
+        with ddp.global_batch(config.batch_size, self.ctx):  # per-example noise: the global batch's, these rows
+            loss = self.model.loss(x.to(self.device), labels.to(self.device),
+                                   generator=generator(config.seed, NOISE, step))  # mean nats per example
+        optimise(self.optimizer, loss, lr=lr_at(step, config), grad_clip=config.grad_clip, ctx=self.ctx)
+        if self.ema is not None:  # ema ← decay · ema + (1 − decay) · θ; the same on every rank (same weights)
             with torch.no_grad():
                 for averaged, current in zip(self.ema.parameters(), self.model.parameters()):
                     averaged.lerp_(current, 1.0 - self.ema_decay)
                 for averaged, current in zip(self.ema.buffers(), self.model.buffers()):
                     averaged.copy_(current)
         self.step += 1
-        return {"train_nats": float(loss.detach())}
+        return ddp.mean_over_ranks({"train_nats": float(loss.detach())}, self.ctx)
 
     def log_fields(self, means: dict) -> dict:
         nats = means["train_nats"]
@@ -242,13 +276,26 @@ class LikelihoodTraining:
 
 
 def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = False,
-          stop_after_steps: int | None = None, progress: bool | None = None) -> dict | None:
+          stop_after_steps: int | None = None, progress: bool | None = None,
+          device: torch.device | str = "cpu") -> dict | None:
     """Train (or resume) a run in ``out``, then evaluate it and write ``record.json``; return the record.
 
     ``budget``: the name of the budget ``config`` was made with (smoke/small/paper), recorded beside it.
     ``stop_after_steps``: checkpoint and return None once that many steps are done (tests of exact resume).
     ``progress``: a progress bar on stderr (None: when stderr is a terminal).
+    ``device``: where the model trains and is evaluated (``geneval.distributed.resolve_device`` resolves ``auto``).
+    Under torchrun (``geneval.distributed.init`` done by the CLI) the ranks train data-parallel on one global batch
+    of ``config.batch_size``; rank 0 writes the run folder and returns the record, the other ranks ``{}``.
     """
+    device = torch.device(device)
+    ctx = distributed.current()
+    compute = {"device": str(device),
+               "precision": distributed.set_precision(fast=False) if device.type == "cuda" else "float32",
+               "processes": ctx.world_size if ctx else 1, "global_batch_size": config.batch_size,
+               "per_rank_batch_size": config.batch_size // (ctx.world_size if ctx else 1)}
+    for name in ("batch_size", "prior_batch_size"):  # every global batch must split evenly, checked before anything
+        if hasattr(config, name):
+            distributed.agree(ctx, ddp.rank_rows, getattr(config, name), ctx)
     harness = Harness(out, config=run_config(spec, config, budget), resume=resume, progress=progress,
                       budget=Budget(steps=config.total_steps, log_every=config.log_every,
                                     checkpoint_every=config.checkpoint_every),
@@ -258,13 +305,17 @@ def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = Fa
         log.info("%s already finished; not training again", out)
         return harness.run.read_record()
     data = TrainingData(config.dataset, seed=config.seed, train_num=config.train_num)
-    trainer = (spec.training or LikelihoodTraining)(spec, config, data)
+    trainer = (spec.training or LikelihoodTraining)(spec, config, data, device=device, ctx=ctx)
     outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
+    ddp.check_replicas(trainer.model, ctx)  # what rank 0 checkpointed is what every rank trained
     if outcome.stopped:
         return None
+    if not harness.main:
+        return {}
     model = getattr(trainer, "evaluated_model", trainer.model)  # the EMA weights when the run keeps them
-    return evaluate_run(spec, model, config, data, harness.run, budget=budget, steps=outcome.step,
-                        train_wall_time_s=outcome.train_wall_time_s)
+    with distributed.single_process():  # rank 0 alone: no collective (batch statistics are in evaluation mode)
+        return evaluate_run(spec, model, config, data, harness.run, budget=budget, steps=outcome.step,
+                            train_wall_time_s=outcome.train_wall_time_s, compute=compute)
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -277,7 +328,9 @@ class LikelihoodAdapter:
         self.model, self.kind, self.convention, self.conditional = model.eval(), kind, convention, conditional
 
     def log_prob(self, x_uint8: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.log_prob(x_uint8, labels).double()
+        device = module_device(self.model)  # the split's batches come on the CPU
+        labels = None if labels is None else labels.to(device)
+        return self.model.log_prob(x_uint8.to(device), labels).double().cpu()
 
 
 def domain_extractor(data: TrainingData) -> str | None:
@@ -306,8 +359,11 @@ def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tu
 
 
 def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, budget: str, steps: int,
-                 train_wall_time_s: float) -> dict:
+                 train_wall_time_s: float, compute: dict | None = None) -> dict:
+    """The test likelihood and the samples (on the model's device), the family's extra metrics and pictures (on a
+    CPU copy), ``record.json``. ``compute``: where and how it trained (device, precision, processes, batch sizes)."""
     model.eval()
+    on_cpu = model if module_device(model).type == "cpu" else copy.deepcopy(model).cpu()
     kind = spec.kind(config)
     conditional = bool(getattr(model, "conditional", False))
     adapter = LikelihoodAdapter(model, kind=kind, convention=data.convention, conditional=conditional)
@@ -321,21 +377,21 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
     }
     if spec.extra_metrics is not None:
         with torch.inference_mode():
-            metrics.update(spec.extra_metrics(model, config, data))
+            metrics.update(spec.extra_metrics(on_cpu, config, data))
 
     # Samples: image i from generator(seed, SAMPLE, i); the first timing_num are timed on their own, and all of
     # them for the seconds per 1,000 samples that tables of every family compare (``sampling.s_per_1000``).
     class_labels = None
     if conditional:
         class_labels = torch.arange(config.num_samples) % data.num_classes
-    with torch.inference_mode():
+    with torch.inference_mode():  # .cpu() inside each timed span waits for a GPU's queued work
         started = time.perf_counter()
         first = model.sample(config.timing_num, seed=derived_seed(config.seed, SAMPLE), first=0,
-                             labels=None if class_labels is None else class_labels[:config.timing_num])
+                             labels=None if class_labels is None else class_labels[:config.timing_num]).cpu()
         sampling_s = time.perf_counter() - started
         rest = model.sample(config.num_samples - config.timing_num, seed=derived_seed(config.seed, SAMPLE),
                             first=config.timing_num,
-                            labels=None if class_labels is None else class_labels[config.timing_num:])
+                            labels=None if class_labels is None else class_labels[config.timing_num:]).cpu()
         all_s = time.perf_counter() - started
     samples = data.to_image(torch.cat([first, rest]))
     save_grid(run.file("samples.png"), samples[:100], ncols=10, scale=2)
@@ -347,13 +403,14 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
     metrics.update(scores)
     if spec.artifacts is not None:
         with torch.inference_mode():
-            artifacts.update(spec.artifacts(model, config, data, run))
+            artifacts.update(spec.artifacts(on_cpu, config, data, run))
 
     record = {
         "family": spec.family, "model": spec.model, "preset": spec.model, "budget": budget, "seed": config.seed,
         "dataset": data.name, "config": config_dict(config),
         "params": {"total": count_parameters(model)},
         "steps": steps, "wall_time_s": round(train_wall_time_s, 2),
+        **({"compute": compute} if compute is not None else {}),
         "metrics": {"final": metrics},
         "likelihood": result.as_dict(),
         "sampling": {"num_images": config.timing_num, "seconds": round(sampling_s, 3),

@@ -101,6 +101,13 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where ``module`` runs (its first parameter's or buffer's device; the CPU for one with neither)."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
 def software() -> dict:
     from geneval import __version__
 

@@ -27,15 +27,21 @@ def per_sample_normal(num: int, shape: tuple[int, ...], *, seed: int, stream: in
 
 def rng_state() -> dict:
     """The global RNG states a training step may touch (dropout, default-generator draws), as plain data that
-    ``torch.load(weights_only=True)`` accepts: numpy's MT19937 state becomes its key as an int64 tensor plus ints."""
+    ``torch.load(weights_only=True)`` accepts: numpy's MT19937 state becomes its key as an int64 tensor plus ints.
+    With CUDA in use, the current device's generator too (dropout on a GPU draws from it)."""
     name, key, pos, has_gauss, cached_gaussian = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"bit_generator": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}}
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"bit_generator": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():  # under torchrun: rank 0's state on every rank's own GPU
+        torch.cuda.set_rng_state(state["cuda"])
     numpy = state["numpy"]
     np.random.set_state((numpy["bit_generator"], numpy["key"].numpy().astype(np.uint32), numpy["pos"],
                          numpy["has_gauss"], numpy["cached_gaussian"]))

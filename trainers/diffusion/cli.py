@@ -27,7 +27,10 @@ from trainers.cli import train
               help="Checkpoint and stop after N steps (to test resumption).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-def ddpm(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress):
+@click.option("--device", default="auto", show_default=True, metavar="DEV",
+              help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank its local GPU.")
+def ddpm(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress,
+         device):
     """Train a DDPM, then measure its test bound (bits/dim) and its samples (FID, IS, KID, precision, recall).
 
     \b
@@ -35,6 +38,7 @@ def ddpm(preset, budget, dataset, overrides, seed, out, resume, threads, stop_af
       geneval train ddpm --budget smoke --out runs/ddpm_smoke
       geneval train ddpm --budget small --dataset fashion-mnist --out runs/ddpm_small --resume
       geneval train ddpm --preset improved --set steps=2000 --out runs/iddpm --resume
+      torchrun --nproc_per_node=2 -m geneval train ddpm --budget small --device cuda --out runs/ddpm-ddp
     Other samplers and step counts re-score a finished run: leaderboards/specs/ddpm_sampling.toml.
     """
     from trainers.common.config import config_dict, parse_overrides
@@ -52,9 +56,16 @@ def ddpm(preset, budget, dataset, overrides, seed, out, resume, threads, stop_af
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("trainers").setLevel(logging.INFO)
+    from geneval import distributed
+
     if threads:
         torch.set_num_threads(threads)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress)
+    resolved = distributed.resolve_device(device)
+    ctx = distributed.init(resolved)
+    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress,
+                          device=str(resolved))
+    if ctx is not None and not ctx.is_main:
+        return
     if "stopped" in result:
         click.echo(f"stopped at step {result['stopped']}; continue with --resume", err=True)
         return

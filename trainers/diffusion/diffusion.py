@@ -45,8 +45,9 @@ def make_betas(schedule: str, num_timesteps: int) -> torch.Tensor:
 
 
 def _gather(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
-    """``values[t]`` shaped ``[B, 1, 1, ...]`` to broadcast over images (reference: ``_extract``)."""
-    return values[t].reshape(-1, *([1] * (ndim - 1)))
+    """``values[t]`` shaped ``[B, 1, 1, ...]`` to broadcast over images (reference: ``_extract``), on ``t``'s device
+    (the schedule's tables live on the CPU)."""
+    return values.to(t.device)[t].reshape(-1, *([1] * (ndim - 1)))
 
 
 # --------------------------------------------------------------------------------------------- the process
@@ -149,7 +150,7 @@ class GaussianDiffusion:
     # ---- the variational bound, eq. 5: L = L_T + Σ_{t>1} L_{t−1} + L_0, in nats per image
     def prior_kl(self, x0: torch.Tensor) -> torch.Tensor:
         """L_T = KL(q(x_T | x_0) ‖ N(0, I)) summed over dimensions, nats ``[B]`` (reference: ``_prior_bpd``)."""
-        t = torch.full((x0.shape[0],), self.num_timesteps - 1, dtype=torch.long)
+        t = torch.full((x0.shape[0],), self.num_timesteps - 1, dtype=torch.long, device=x0.device)
         mean, _, log_var = self.q_mean_variance(x0, t)
         return sum_dims(normal_kl(mean, log_var.expand_as(mean), torch.zeros_like(mean), torch.zeros_like(mean)))
 
@@ -218,10 +219,11 @@ def bound_nats(network, diffusion: GaussianDiffusion, x0: torch.Tensor, gens: li
     term weighted by the stratum's size (K + 1 network calls per image). ``terms``: also return ``{"prior":
     [B], "terms": [B, T]}`` (only with K = 0; column t is L_t, column 0 the decoder's −log p(x_0 | x_1)).
     """
-    B, T = x0.shape[0], diffusion.num_timesteps
+    B, T, device = x0.shape[0], diffusion.num_timesteps, x0.device
 
     def term(t: torch.Tensor) -> torch.Tensor:
-        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens])
+        t = t.to(device)
+        noise = torch.stack([torch.randn(x0.shape[1:], generator=g) for g in gens]).to(device)  # drawn on the CPU
         xt = diffusion.q_sample(x0, t, noise)
         return diffusion.vb_term(network(xt, t, labels).double(), x0, xt, t)
 

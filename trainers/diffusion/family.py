@@ -77,14 +77,14 @@ class DiffusionFamily(Family):
     eval_options = (
         EvalOption("sampler", str, None, label="Sampler", protocol=", sampler {}",
                    help="ddpm (ancestral, Ho et al. Algorithm 2; strided when S < T) or ddim (Song et al. 2021); "
-                        "none: the run's eval_sampler"),
+                        "none: the run's eval_sampler", choices=("ddpm", "ddim")),
         EvalOption("sampling_steps", int, None, label="S", protocol=", S = {} steps",
-                   help="number of sampling steps S (1 … T); none: the run's eval_sampling_steps (or T)"),
+                   help="number of sampling steps S (1 … T); none: the run's eval_sampling_steps (or T)", minimum=1),
         EvalOption("eta", float, None, label="η", protocol=", η = {}",
-                   help="DDIM's η (0: deterministic, 1: DDPM-like noise); none: the run's eval_eta"),
+                   help="DDIM's η (0: deterministic, 1: DDPM-like noise); none: the run's eval_eta", minimum=0.0),
         EvalOption("num_samples", int, None, label="Samples", protocol=", {} scored",
                    help="number of samples drawn and scored (the protocol's sample count); none: the run's "
-                        "eval_samples"),
+                        "eval_samples", minimum=2),
     )
     recorded_metrics: ClassVar[tuple[RecordedMetric, ...]] = LikelihoodFamily.recorded_metrics + (
         RecordedMetric("sampling_s_per_1000", "s / 1000 samples", False),
@@ -118,10 +118,10 @@ class DiffusionFamily(Family):
                 "timesteps", "steps", "batch_size", "ema_decay", "conditional")
         return {k: getattr(config, k) for k in keys}
 
-    def train(self, config, *, out: str, budget: str) -> dict:
+    def train(self, config, *, out: str, budget: str, device: str = "cpu") -> dict:
         from trainers.diffusion.train import train
 
-        return train(config, out=out, resume=True)
+        return train(config, out=out, resume=True, device=device)
 
     def sampler(self, run_dir, *, which: str = "final"):
         from trainers.diffusion.train import load_run, make_sampler

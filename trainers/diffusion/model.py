@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from geneval.errors import GenevalInputError
+from trainers.common import ddp
 
 SCHEDULES = ("linear", "cosine")
 LOSSES = ("simple", "hybrid", "vlb")
@@ -124,7 +125,7 @@ class DiffusionConfig:
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding of integer timesteps (reference ``get_timestep_embedding``; Vaswani et al. §3.5)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / (half - 1))
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / (half - 1))
     args = t.float()[:, None] * freqs[None]
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=1)
     return F.pad(emb, (0, 1)) if dim % 2 else emb
@@ -140,7 +141,7 @@ class ResBlock(nn.Module):
         self.norm1, self.conv1 = norm(cin, groups), nn.Conv2d(cin, cout, 3, padding=1)
         self.temb = nn.Linear(temb, cout)
         self.norm2, self.conv2 = norm(cout, groups), nn.Conv2d(cout, cout, 3, padding=1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = ddp.Dropout(dropout)  # nn.Dropout; the global batch's mask under torchrun
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
         nn.init.zeros_(self.conv2.weight)  # reference: the last conv of a block starts at zero (init_scale=0)
         nn.init.zeros_(self.conv2.bias)

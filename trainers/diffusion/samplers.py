@@ -21,6 +21,7 @@ import torch
 
 from geneval.errors import GenevalInputError
 from geneval.images import quantize_to_uint8
+from trainers.common.runs import module_device
 from trainers.common.seeding import generator
 from trainers.diffusion.diffusion import GaussianDiffusion
 
@@ -82,26 +83,28 @@ class DiffusionSampler:
         for start in range(0, num, self.batch_size):
             stop = min(num, start + self.batch_size)
             gens = [generator(seed, SAMPLE_STREAM, first + i) for i in range(start, stop)]
-            yb = y[start:stop] if y is not None else None
+            yb = y[start:stop].to(module_device(self.model)) if y is not None else None
             x = (self.ddpm_chain if sampler == "ddpm" else self.ddim_chain)(gens, taus, yb, eta=eta or 0.0)
-            out.append(quantize_to_uint8(x.clamp(-1, 1), "-1,1", what="diffusion sample"))
+            out.append(quantize_to_uint8(x.clamp(-1, 1).cpu(), "-1,1", what="diffusion sample"))
         return torch.cat(out) if out else torch.zeros((0, *self.shape), dtype=torch.uint8)
 
     __call__ = sample
 
     # --------------------------------------------------------------------------------------------- chains
     def noise(self, gens: list[torch.Generator]) -> torch.Tensor:
-        return torch.stack([torch.randn(self.shape, generator=g, dtype=torch.float64) for g in gens])
+        """Each sample's next normal draw (on the CPU, from its own generator), where the model runs."""
+        return torch.stack([torch.randn(self.shape, generator=g, dtype=torch.float64) for g in gens]) \
+            .to(module_device(self.model))
 
     def network(self, x: torch.Tensor, t: int, labels) -> torch.Tensor:
-        return self.model(x.float(), torch.full((len(x),), t, dtype=torch.long), labels)
+        return self.model(x.float(), torch.full((len(x),), t, dtype=torch.long, device=x.device), labels)
 
     def ddpm_chain(self, gens, taus: list[int], labels, *, eta: float = 0.0) -> torch.Tensor:
         """Algorithm 2 on the respaced process (the full chain when τ = 0 … T−1)."""
         process = respaced(self.diffusion, taus) if len(taus) != self.diffusion.num_timesteps else self.diffusion
         x = self.noise(gens)  # x_T ~ N(0, I)
         for i in reversed(range(len(taus))):
-            index = torch.full((len(x),), i, dtype=torch.long)
+            index = torch.full((len(x),), i, dtype=torch.long, device=x.device)
             out = process.p_mean_variance(self.network(x, taus[i], labels), x, index, clip=True)
             x = out.mean
             if i > 0:  # no noise at the last step (Algorithm 2: z = 0 when t = 1)
@@ -113,7 +116,7 @@ class DiffusionSampler:
         d = self.diffusion
         x = self.noise(gens)
         for i in reversed(range(len(taus))):
-            t = torch.full((len(x),), taus[i], dtype=torch.long)
+            t = torch.full((len(x),), taus[i], dtype=torch.long, device=x.device)
             out = d.p_mean_variance(self.network(x, taus[i], labels), x, t, clip=True)
             a_t = d.alphas_cumprod[taus[i]]
             a_prev = d.alphas_cumprod[taus[i - 1]] if i > 0 else torch.tensor(1.0, dtype=torch.float64)

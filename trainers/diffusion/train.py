@@ -21,6 +21,13 @@ order of epoch e from ``(seed, ORDER, e)``, t and ε of step s from ``(seed, NOI
 RNG, whose state the harness checkpoints. A run resumed from ``checkpoint.pt`` (model, EMA, Adam, step) is the
 same run. The run folder, checkpoints, resume and logging are ``trainers.common.harness``.
 
+``--device``: the U-Net, its batches, the bound and the samples run there (every draw is made on the CPU and
+moved, so a sample depends on its seed only). Under ``torchrun --nproc_per_node=N -m geneval train ddpm`` each rank
+takes rows ``[r·B/N, (r+1)·B/N)`` of the global batch, t, ε and the dropout masks are the global batch's draws cut
+to those rows (``trainers.common.ddp``: ``draw``, ``Dropout``), and the gradients are averaged over ranks, so N
+processes train the one-process run (GroupNorm has no batch statistics); the EMA is the same on every rank; rank
+0 alone checkpoints, logs, evaluates and writes the record (``compute``: device, precision, processes, batch sizes).
+
 At the end (``finish``): the bound in bits/dim on the test split (``geneval.likelihood``, kind ``vlb``), samples
 with the run's sampler, FID/IS/KID/precision/recall against the test split with the domain extractor, the time
 per 1,000 samples, a grid, and ``record.json``. Other samplers/step counts re-score the same checkpoint
@@ -42,11 +49,14 @@ from torch.nn import functional as F
 
 from geneval.errors import GenevalInputError
 from geneval.likelihood import EIGHT_BIT, evaluate as evaluate_likelihood
+from geneval import distributed
+from trainers.common import ddp
 from trainers.common.checkpoint import load_checkpoint
 from trainers.common.config import config_dict
 from trainers.common.data import load_split, to_signed_unit
 from trainers.common.harness import Budget, Harness
-from trainers.common.runs import RunDir, count_parameters
+from trainers.common.likelihood_training import optimise
+from trainers.common.runs import RunDir, count_parameters, module_device
 from trainers.common.seeding import derived_seed, generator
 from trainers.diffusion.diffusion import GaussianDiffusion, bound_nats, make_betas
 from trainers.diffusion.model import DiffusionConfig, UNet
@@ -76,10 +86,13 @@ def build_model(cfg: DiffusionConfig) -> UNet:
 class DiffusionTraining:
     """The U-Net, its EMA, Adam and the data; ``train_step()`` is Algorithm 1 on batch ``step``."""
 
-    def __init__(self, cfg: DiffusionConfig, *, images: torch.Tensor, labels: torch.Tensor):
+    def __init__(self, cfg: DiffusionConfig, *, images: torch.Tensor, labels: torch.Tensor,
+                 device: torch.device | str = "cpu", ctx=None):
         self.cfg, self.images, self.labels = cfg, images, labels
+        self.device, self.ctx, self.rows = torch.device(device), ctx, ddp.rank_rows(cfg.batch_size, ctx)
         self.diffusion = build_diffusion(cfg)
-        self.model = build_model(cfg)
+        self.model = build_model(cfg).to(self.device)
+        ddp.broadcast_parameters(self.model, ctx)
         self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.batches_per_epoch = max(1, len(images) // cfg.batch_size)  # the incomplete last batch is dropped
@@ -91,8 +104,8 @@ class DiffusionTraining:
         if epoch != self._epoch:
             self._order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, epoch))
             self._epoch = epoch
-        take = self._order[index * self.cfg.batch_size:(index + 1) * self.cfg.batch_size]
-        return to_signed_unit(self.images[take]), self.labels[take]
+        take = self._order[index * self.cfg.batch_size:(index + 1) * self.cfg.batch_size][self.rows]
+        return to_signed_unit(self.images[take]).to(self.device), self.labels[take].to(self.device)
 
     def lr(self, step: int) -> float:
         return self.cfg.lr * min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
@@ -101,11 +114,12 @@ class DiffusionTraining:
         cfg, d = self.cfg, self.diffusion
         x0, y = self.batch(self.step)
         g = generator(cfg.seed, NOISE, self.step)
-        t = torch.randint(cfg.timesteps, (len(x0),), generator=g)
-        noise = torch.randn(x0.shape, generator=g)
-        xt = d.q_sample(x0, t, noise)
-        self.model.train()
-        output = self.model(xt, t, y if cfg.conditional else None)
+        with ddp.global_batch(cfg.batch_size, self.ctx):  # t, ε and dropout: the global batch's, this rank's rows
+            t = ddp.draw(lambda n: torch.randint(cfg.timesteps, (n,), generator=g), len(x0)).to(self.device)
+            noise = ddp.draw(lambda n: torch.randn((n, *x0.shape[1:]), generator=g), len(x0)).to(self.device)
+            xt = d.q_sample(x0, t, noise)
+            self.model.train()
+            output = self.model(xt, t, y if cfg.conditional else None)
         channels = x0.shape[1]
         losses = {}
         if cfg.loss in ("simple", "hybrid"):
@@ -117,16 +131,12 @@ class DiffusionTraining:
             weight = cfg.hybrid_lambda if cfg.loss == "hybrid" else 1.0
             losses["vb"] = weight * cfg.timesteps * vb.float().mean()
         loss = sum(losses.values())
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(self.step)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
-        self.optimizer.step()
+        grad_norm = optimise(self.optimizer, loss, lr=self.lr(self.step), grad_clip=cfg.grad_clip, ctx=self.ctx)
         self.update_ema()
         self.step += 1
-        out = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
-        if grad_norm is not None:
+        out = ddp.mean_over_ranks({"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}},
+                                  self.ctx)
+        if grad_norm is not None:  # of the averaged gradient: the same on every rank
             out["grad_norm"] = float(grad_norm)
         return out
 
@@ -157,8 +167,16 @@ def run_config(cfg: DiffusionConfig) -> dict:
 
 
 def train(cfg: DiffusionConfig, *, out, resume: bool = False, stop_after_steps: int | None = None,
-          progress: bool | None = None) -> dict:
-    """Train (or continue) the run in ``out``; return its record, or ``{"stopped": step}`` when stopped early."""
+          progress: bool | None = None, device: torch.device | str = "cpu") -> dict:
+    """Train (or continue) the run in ``out``; return its record, or ``{"stopped": step}`` when stopped early.
+    Under torchrun the ranks train data-parallel on one global batch of ``cfg.batch_size``; rank 0 returns the
+    record, the others ``{}`` (see the module's docstring)."""
+    device, ctx = torch.device(device), distributed.current()
+    distributed.agree(ctx, ddp.rank_rows, cfg.batch_size, ctx)  # an uneven global batch fails before anything
+    compute = {"device": str(device),
+               "precision": distributed.set_precision(fast=False) if device.type == "cuda" else "float32",
+               "processes": ctx.world_size if ctx else 1, "global_batch_size": cfg.batch_size,
+               "per_rank_batch_size": cfg.batch_size // (ctx.world_size if ctx else 1)}
     harness = Harness(out, config=run_config(cfg), resume=resume, progress=progress,
                       budget=Budget(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
                                     checkpoint_every_s=300.0),
@@ -169,12 +187,16 @@ def train(cfg: DiffusionConfig, *, out, resume: bool = False, stop_after_steps: 
     images, labels, info = load_split(cfg.dataset, "train")
     if cfg.train_num:
         images, labels = images[:cfg.train_num], labels[:cfg.train_num]
-    trainer = DiffusionTraining(cfg, images=images, labels=labels)
+    trainer = DiffusionTraining(cfg, images=images, labels=labels, device=device, ctx=ctx)
     outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
+    ddp.check_replicas(trainer.model, ctx)
     if outcome.stopped:
         return {"stopped": outcome.step}
-    return finish(trainer, harness.run, train_wall_time_s=outcome.train_wall_time_s, n_train=len(images),
-                  train_fingerprint=info.get("fingerprint"))
+    if not harness.main:
+        return {}
+    with distributed.single_process():
+        return finish(trainer, harness.run, train_wall_time_s=outcome.train_wall_time_s, n_train=len(images),
+                      train_fingerprint=info.get("fingerprint"), compute=compute)
 
 
 # ================================================================================================= evaluation
@@ -201,15 +223,17 @@ class DiffusionBound:
                 f"one t and one x_t per stratum per image); s.e. over images includes the t-sampling noise")
 
     def generators(self, x_uint8: torch.Tensor) -> list[torch.Generator]:
-        words = [int.from_bytes(hashlib.sha256(x.numpy().tobytes()).digest()[:7], "little") for x in x_uint8]
+        words = [int.from_bytes(hashlib.sha256(x.numpy().tobytes()).digest()[:7], "little") for x in x_uint8.cpu()]
         return [generator(self.seed, w) for w in words]
 
     @torch.inference_mode()
     def log_prob(self, x_uint8: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         network = lambda x, t, y: self.model(x, t, y)  # noqa: E731
-        nats = bound_nats(network, self.diffusion, to_signed_unit(x_uint8), self.generators(x_uint8),
+        device = module_device(self.model)  # the split's batches come on the CPU
+        labels = None if labels is None else labels.to(device)
+        nats = bound_nats(network, self.diffusion, to_signed_unit(x_uint8.to(device)), self.generators(x_uint8),
                           num_strata=self.num_strata, labels=labels)
-        return -nats.double()
+        return -nats.double().cpu()
 
 
 def load_run(run_dir, *, which: str = "final") -> tuple[DiffusionConfig, UNet, GaussianDiffusion, dict]:
@@ -307,7 +331,7 @@ def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusio
 
 
 def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float, n_train: int,
-           train_fingerprint: str | None) -> dict:
+           train_fingerprint: str | None, compute: dict | None = None) -> dict:
     """The bound on the test split, the run's own sample evaluation, the record."""
     cfg = trainer.cfg
     started = time.perf_counter()
@@ -324,6 +348,7 @@ def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float,
         "family": FAMILY, "model": cfg.preset, "preset": cfg.preset, "budget": cfg.budget, "seed": cfg.seed,
         "dataset": cfg.dataset, "config": config_dict(cfg), "params": {"total": count_parameters(trainer.model)},
         "steps": trainer.step, "train_images": n_train, "wall_time_s": round(train_wall_time_s, 1),
+        **({"compute": compute} if compute is not None else {}),
         "eval_wall_time_s": round(time.perf_counter() - started, 1), "sampled_from": "ema",
         "metrics": {"final": metrics},
         "likelihood": likelihood,

@@ -15,7 +15,7 @@ class FlowsFamily(LikelihoodFamily):
     name = "flows"
     eval_options = (EvalOption("temperature", float, None, "T",
                                "sampling temperature: latents ~ N(0, T²) (NICE: logistic of scale T); none = 1.0",
-                               protocol=", temperature T = {}"),)
+                               protocol=", temperature T = {}", above=0.0),)
     labels: ClassVar[dict[str, str]] = {**LikelihoodFamily.labels, "published.bits_per_dim": "Published (bits/dim)",
                                         "hidden": "Hidden", "depth": "K", "num_levels": "Levels",
                                         "num_couplings": "Couplings", "norm": "Norm", "lu": "LU"}

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainers.common import ddp
+
 
 def _sum_per_example(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).sum(1)
@@ -187,8 +189,9 @@ class Scaling(nn.Module):
 
     def forward(self, x):
         if self.training and not bool(self.initialized):
-            with torch.no_grad():
-                self.log_scale.copy_(-torch.log(x.std(dim=0, keepdim=True, unbiased=False) + self.eps))
+            with torch.no_grad():  # the global batch's std under torchrun (ddp.batch_moments)
+                _, std = ddp.batch_moments(x, (0,), keepdim=True, std=True)
+                self.log_scale.copy_(-torch.log(std + self.eps))
                 self.initialized.fill_(1)
         return x * torch.exp(self.log_scale), self.log_scale.sum().expand(x.shape[0])
 
@@ -209,8 +212,7 @@ class ActNorm(nn.Module):
 
     @torch.no_grad()
     def initialize(self, x):
-        mean = x.mean(dim=(0, 2, 3), keepdim=True)
-        std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
+        mean, std = ddp.batch_moments(x, (0, 2, 3), keepdim=True, std=True)  # the global batch's, under torchrun
         self.bias.copy_(-mean)
         self.log_scale.copy_(-torch.log(std + self.eps))
         self.initialized.fill_(1)
@@ -245,7 +247,7 @@ class BatchNormFlow(nn.Module):
     def _stats(self, x):
         if self.training:
             dims = [0] + list(range(2, x.dim()))
-            mean, var = x.mean(dims), x.var(dims, unbiased=False)
+            mean, var = ddp.batch_moments(x, dims)  # the global batch's under torchrun, as one process has them
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach(), self.momentum)

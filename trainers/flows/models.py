@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from geneval.likelihood import dequantize, discrete_log_prob
+from trainers.common import ddp
+from trainers.common.runs import module_device
 from trainers.common.seeding import derived_seed
 from trainers.flows.layers import (MLP, ActNorm, BatchNormFlow, ConvNet, Coupling, Flatten, InvConv1x1,
                                    LogitTransform, Scaling, Shift, Split, Squeeze, alternating_mask,
@@ -38,14 +40,15 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def eval_noise(x_uint8: torch.Tensor) -> torch.Tensor:
-    """float64 u ∈ [0, 1) of each example, from a generator seeded by (EVAL_NOISE_SEED, sha256 of its bytes)."""
+    """float64 u ∈ [0, 1) of each example, from a generator seeded by (EVAL_NOISE_SEED, sha256 of its bytes);
+    drawn on the CPU, returned on ``x_uint8``'s device."""
     out = torch.empty(x_uint8.shape, dtype=torch.float64)
-    flat = x_uint8.contiguous().numpy().reshape(len(x_uint8), -1)
+    flat = x_uint8.contiguous().cpu().numpy().reshape(len(x_uint8), -1)
     for b in range(len(x_uint8)):
         digest = int.from_bytes(hashlib.sha256(flat[b].tobytes()).digest()[:8], "little")
         g = torch.Generator().manual_seed(derived_seed(EVAL_NOISE_SEED, digest >> 1))
         out[b] = torch.rand(x_uint8.shape[1:], generator=g, dtype=torch.float64)
-    return out
+    return out.to(x_uint8.device)
 
 
 def base_log_prob(z: torch.Tensor, prior: str) -> torch.Tensor:
@@ -113,7 +116,9 @@ class Flow(nn.Module):
 
     # ------------------------------------------------------------------ what the loop calls
     def loss(self, x_uint8, labels=None, *, generator: torch.Generator):
-        y = dequantize(x_uint8, generator=generator).float()
+        u = ddp.draw(lambda n: torch.rand((n, *x_uint8.shape[1:]), generator=generator, dtype=torch.float64),
+                     len(x_uint8))  # the global batch's noise under torchrun, this rank's rows
+        y = dequantize(x_uint8, noise=u.to(x_uint8.device)).float()
         return -discrete_log_prob(self.log_density(y), num_dims=self.num_dims).mean()
 
     def log_prob(self, x_uint8, labels=None) -> torch.Tensor:
@@ -125,6 +130,7 @@ class Flow(nn.Module):
         flat = torch.stack([base_sample(self.num_dims, prior=self.prior, temperature=t,
                                         generator=torch.Generator().manual_seed(derived_seed(seed, first + i)))
                             for i in range(num)]) if num else torch.zeros(0, self.num_dims)
+        flat = flat.to(module_device(self))  # drawn on the CPU (per-sample generators), used where the flow runs
         sizes = [math.prod(s) for s in self.z_shapes]
         return [part.reshape(num, *s) for part, s in zip(flat.split(sizes, dim=1), self.z_shapes)]
 
@@ -139,7 +145,7 @@ class Flow(nn.Module):
             count = min(batch_size, num - start)
             y = self.inverse(self.latents(count, seed=seed, first=first + start, temperature=temperature))
             y = torch.nan_to_num(y, nan=0.0)
-            out.append(torch.clamp(torch.floor(y * 256), 0, 255).to(torch.uint8))
+            out.append(torch.clamp(torch.floor(y * 256), 0, 255).to(torch.uint8).cpu())
         return torch.cat(out) if out else torch.zeros(0, *self.shape, dtype=torch.uint8)
 
 

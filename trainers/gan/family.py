@@ -17,7 +17,7 @@ class GanFamily(Family):
     name = "gan"
     eval_options = (
         EvalOption("truncation", float, None, label="Truncation", protocol=", truncation ψ = {}",
-                   help="truncation threshold ψ of the latents (BigGAN §3.1); none: untruncated"),
+                   help="truncation threshold ψ of the latents (BigGAN §3.1); none: untruncated", above=0.0),
     )
     labels: ClassVar[dict[str, str]] = {
         "batch_size": "Batch", "width_mult": "Ch. ×", "params_m.generator": "G params (M)",

@@ -18,9 +18,11 @@ class StyleGanFamily(Family):
     name = "stylegan"
     eval_options = (
         EvalOption("truncation", float, None, label="ψ", protocol=", truncation ψ = {}",
-                   help="truncation ψ in W toward the tracked mean w̄, in [0, 1] (StyleGAN §3.3); none: 1"),
+                   help="truncation ψ in W toward the tracked mean w̄, in [0, 1] (StyleGAN §3.3); none: 1",
+                   minimum=0.0, maximum=1.0),
         EvalOption("truncation_cutoff", int, None, label="ψ cut-off", protocol=", ψ on layers < {}",
-                   help="truncate only the styles of layers before this one (coarse layers); none: every layer"),
+                   help="truncate only the styles of layers before this one (coarse layers); none: every layer",
+                   minimum=1),
     )
     labels: ClassVar[dict[str, str]] = {
         "bilinear": "Bilinear", "mapping": "Mapping", "styles": "AdaIN styles", "const_input": "Const. input",

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainers.common import ddp
 from trainers.common.distributions import discretized_logistic_log_prob  # noqa: F401 (re-exported)
+from trainers.common.runs import module_device
 from trainers.common.seeding import derived_seed, generator
 
 LOG_2PI = math.log(2 * math.pi)
@@ -31,7 +33,7 @@ LOG_2PI = math.log(2 * math.pi)
 
 def example_seed(x_example: torch.Tensor, seed: int) -> int:
     """A seed from an example's bytes and the run's seed: the example's noise whatever its batch."""
-    digest = hashlib.sha256(x_example.contiguous().numpy().tobytes()).digest()
+    digest = hashlib.sha256(x_example.contiguous().cpu().numpy().tobytes()).digest()
     return derived_seed(seed, int.from_bytes(digest[:7], "little"))
 
 
@@ -82,7 +84,7 @@ class VAE(nn.Module):
 
     def loss(self, x, labels=None, *, generator=None) -> torch.Tensor:
         mu, logvar = self.encode(x)
-        eps = torch.randn(mu.shape, generator=generator)
+        eps = ddp.draw(lambda n: torch.randn(n, mu.shape[1], generator=generator), len(mu)).to(mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return (kl - self.log_likelihood(x, self.decode(z))).mean()
@@ -93,7 +95,7 @@ class VAE(nn.Module):
         """log p(x, z_k) − log q(z_k | x) ``[B, K]`` (float64), z_k from each example's own generator."""
         mu, logvar = self.encode(x)
         eps = torch.stack([torch.randn(num, self.latent_dim, generator=generator(example_seed(xi, self.eval_seed)))
-                           for xi in x])  # [B, K, L]
+                           for xi in x.cpu()]).to(mu.device)  # [B, K, L], drawn on the CPU
         std = torch.exp(0.5 * logvar)
         z = mu[:, None] + std[:, None] * eps
         log_q = (-0.5 * (eps.pow(2) + LOG_2PI) - 0.5 * logvar[:, None]).sum(2)
@@ -137,4 +139,5 @@ class VAE(nn.Module):
         gens = [generator(seed, first + j) for j in range(num)]
         z = torch.stack([torch.randn(self.latent_dim, generator=g) for g in gens])
         u = torch.stack([torch.rand(self.num_dims, generator=g, dtype=torch.float64) for g in gens])
-        return self.sample_pixels(self.decode(z), u).view(num, *self.shape)
+        device = module_device(self)  # drawn on the CPU (per-sample generators), decoded where the model runs
+        return self.sample_pixels(self.decode(z.to(device)), u.to(device)).view(num, *self.shape).cpu()

@@ -39,6 +39,7 @@ from torch.nn import functional as F
 
 from trainers.autoregressive.models import GatedPixelCNN
 from trainers.common.distributions import discretized_logistic_log_prob
+from trainers.common.runs import module_device
 from trainers.common.seeding import generator
 
 CODEBOOK_UPDATES = ("ema", "loss")
@@ -122,7 +123,7 @@ class VectorQuantizer(nn.Module):
         dead = torch.nonzero(self.usage < threshold).flatten()
         if len(dead) == 0:
             return 0
-        picks = flat[torch.randint(len(flat), (len(dead),), generator=generator)]
+        picks = flat[torch.randint(len(flat), (len(dead),), generator=generator).to(flat.device)]
         self.codebook.data[dead] = picks
         self.embed_sum[dead] = picks
         self.cluster_size[dead] = 1.0
@@ -233,10 +234,11 @@ class VQVAE(nn.Module):
         codes = self.prior.sample(num, seed=seed, first=first)
         if num == 0:
             return torch.zeros(0, *self.shape, dtype=torch.uint8)
-        mean, log_scale = self.decode(self.quantizer.lookup(codes[:, 0]))
+        device = module_device(self)
+        mean, log_scale = self.decode(self.quantizer.lookup(codes[:, 0].to(device)))
         if not pixel_noise:
-            return self.mean_image(mean)
+            return self.mean_image(mean).cpu()
         u = torch.stack([torch.rand(self.shape, generator=generator(seed, 1, first + j), dtype=torch.float64)
-                         for j in range(num)]).clamp(1e-6, 1 - 1e-6)
+                         for j in range(num)]).clamp(1e-6, 1 - 1e-6).to(device)
         value = mean.double() + log_scale.double().exp() * (torch.log(u) - torch.log1p(-u))
-        return torch.floor((value.clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
+        return torch.floor((value.clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8).cpu()

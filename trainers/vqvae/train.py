@@ -35,8 +35,9 @@ import torch
 
 from geneval.errors import GenevalInputError
 from geneval.grid import save_grid
+from trainers.common import ddp
 from trainers.common.likelihood_training import (LikelihoodTrainConfig, Spec, TrainingData, build_model,
-                                                   load_for_likelihood, lr_at, model_config)
+                                                   load_for_likelihood, lr_at, model_config, optimise)
 from trainers.common.seeding import generator
 from trainers.vqvae.model import CODEBOOK_UPDATES, VQVAE
 
@@ -98,11 +99,17 @@ def build(config: VQVAEConfig, data: TrainingData) -> VQVAE:
 
 
 class VQVAETraining:
-    """The two stages as one harness Trainable: the autoencoder for ``steps`` steps, then the prior."""
+    """The two stages as one harness Trainable: the autoencoder for ``steps`` steps, then the prior.
 
-    def __init__(self, spec: Spec, config: VQVAEConfig, data: TrainingData):
-        self.config, self.data = config, data
-        self.model = build_model(spec, config, data)
+    Under torchrun (``ctx``) each rank encodes its rows of the global batch; the codebook's EMA update, the usage
+    counts and the dead-code restarts read the encoder outputs of the whole global batch (gathered in rank order,
+    ``ddp.gather_rows``), so every rank makes the single process's codebook update."""
+
+    def __init__(self, spec: Spec, config: VQVAEConfig, data: TrainingData, *, device="cpu", ctx=None):
+        self.config, self.data, self.device, self.ctx = config, data, torch.device(device), ctx
+        self.rows = ddp.rank_rows(config.batch_size, ctx)
+        self.prior_rows = ddp.rank_rows(config.prior_batch_size, ctx)
+        self.model = build_model(spec, config, data, device=self.device, ctx=ctx)
         autoencoder = [p for name, p in self.model.named_parameters()
                        if not name.startswith("prior.") and p.requires_grad]
         self.autoencoder_optimizer = torch.optim.Adam(autoencoder, lr=config.lr)
@@ -118,9 +125,10 @@ class VQVAETraining:
 
     def _autoencoder_step(self) -> dict[str, float]:
         config, step, quantizer = self.config, self.step, self.model.quantizer
-        x, _ = self.data.batch(step, config.batch_size)
-        loss, terms, flat, codes = self.model.autoencoder_loss(x)
-        _optimise(self.autoencoder_optimizer, loss, lr_at(step, config), config.grad_clip)
+        x, _ = self.data.batch(step, config.batch_size, self.rows)
+        loss, terms, flat, codes = self.model.autoencoder_loss(x.to(self.device))
+        optimise(self.autoencoder_optimizer, loss, lr=lr_at(step, config), grad_clip=config.grad_clip, ctx=self.ctx)
+        flat, codes = ddp.gather_rows(flat, self.ctx), ddp.gather_rows(codes, self.ctx)  # the global batch's
         if quantizer.update == "ema":
             quantizer.ema_update(flat, codes)
         quantizer.track_usage(codes)
@@ -129,15 +137,17 @@ class VQVAETraining:
             restarted = quantizer.restart_dead(flat, threshold=config.restart_threshold,
                                                generator=generator(config.seed, RESTART, step))
         counts = torch.bincount(codes, minlength=quantizer.num_codes).double()
-        return {"recon_nats": float(terms["recon_nats"].detach()), "commitment": float(terms["commitment"].detach()),
-                "perplexity": perplexity(counts), "restarted": float(restarted)}
+        means = ddp.mean_over_ranks({"recon_nats": float(terms["recon_nats"].detach()),
+                                     "commitment": float(terms["commitment"].detach())}, self.ctx)
+        return {**means, "perplexity": perplexity(counts), "restarted": float(restarted)}
 
     def _prior_step(self) -> dict[str, float]:
         config, step = self.config, self.step - self.config.steps
-        x, _ = self.data.batch(step, config.prior_batch_size)
-        loss = self.model.prior_loss(x)
-        _optimise(self.prior_optimizer, loss, lr_at(step, self.prior_schedule), config.grad_clip)
-        return {"prior_nats": float(loss.detach())}
+        x, _ = self.data.batch(step, config.prior_batch_size, self.prior_rows)
+        loss = self.model.prior_loss(x.to(self.device))
+        optimise(self.prior_optimizer, loss, lr=lr_at(step, self.prior_schedule), grad_clip=config.grad_clip,
+                 ctx=self.ctx)
+        return ddp.mean_over_ranks({"prior_nats": float(loss.detach())}, self.ctx)
 
     def log_fields(self, means: dict) -> dict:
         if "prior_nats" in means:
@@ -156,16 +166,6 @@ class VQVAETraining:
         self.model.load_state_dict(state["model"])
         self.autoencoder_optimizer.load_state_dict(state["autoencoder_optimizer"])
         self.prior_optimizer.load_state_dict(state["prior_optimizer"])
-
-
-def _optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float, grad_clip: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
-    optimizer.step()
 
 
 def perplexity(counts: torch.Tensor) -> float:

@@ -137,6 +137,7 @@ def test_smoke_train_checkpoint_resume_evaluate_record(name, dataset, tmp_path, 
     assert record["steps"] == 6 and record["likelihood"]["num_examples"] == 64 and record["likelihood"]["kind"] == "exact"
     assert record["likelihood"]["convention"]["data"] == ("binary" if dataset == "binarized-mnist" else "8bit")
     assert record["params"]["total"] > 0 and record["sampling"]["num_images"] == 4
+    assert record["sampling"]["s_per_1000"] > 0  # over all num_samples: the column tables of every family share
     assert {"fid", "kid"} <= set(record["metrics"]["final"])
     assert (tmp_path / "split" / "samples.png").stat().st_size > 0
 

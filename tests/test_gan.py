@@ -301,6 +301,7 @@ def test_every_preset_trains_resumes_exactly_evaluates_and_records(preset, tmp_p
     record = whole
     assert record["family"] == "gan" and record["preset"] == preset and record["steps"] == cfg.steps
     assert set(record["metrics"]) == {"final", "best"} and "fid" in record["metrics"]["final"]
+    assert record["sampling"]["num_images"] == cfg.eval_samples and record["sampling"]["s_per_1000"] > 0
     assert record["params"]["generator"] > 0 and record["params_m"]["discriminator"] >= 0
     assert record["switches"]["sn_d"] == cfg.sn_d and record["switches"]["batch_size"] == cfg.batch_size
     assert record["collapse"]["detected"] in (True, False) and record["best_step"] in (2, 4)

@@ -180,6 +180,7 @@ def test_unknown_row_switch_fails_before_training_naming_the_line(tmp_path):
      "metrics = [\"fid\", \"intra-fid\"]", "metric 'intra-fid' is unknown (did you mean 'intra_fid'?)"),
     ("tradeoff = [\"fid\", \"kid\"]", "tradeoff = [\"fid\", \"bpd\"]", "tradeoff = [", "[columns] tradeoff: metric 'bpd'"),
     ("metric = \"fid\"\n", "metric = \"fid\"\nexpect = \"lower\"\n", "expect = ", "expected one of 'better', 'worse'"),
+    ("sn_d = true", "sn_d = true\nseeds = [1, 1]", "seeds = [1, 1]", "seeds = [1, 1]: expected distinct integers"),
 ])
 def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
     from geneval.errors import GenevalInputError
@@ -355,3 +356,47 @@ def test_a_best_checkpoint_taken_at_the_last_step_is_scored_once(uninterrupted, 
         metrics, _ = _evaluation_time(spec, spec.rows[0], counting, config, {**record, "best_step": best_step},
                                       Path(line["path"]))
         assert counting.calls == calls and "ci_half_width" in metrics["best"]["fid"]["details"]
+
+
+def test_a_row_may_train_its_own_seeds(uninterrupted, tmp_path):
+    """A row's ``seeds`` replace the table's for that row only (an expensive row trained once beside cheap rows
+    trained three times): the plan, the Seeds column and the statistics footer follow each row's seeds."""
+    from geneval.leaderboard.build import build
+    from geneval.leaderboard.runner import plan
+    from geneval.leaderboard.spec import load_spec
+
+    spec_path = _smoke_copy(tmp_path)
+    spec_path.write_text(spec_path.read_text().replace("sn_d = true", "sn_d = true\nseeds = [1]", 1))
+    spec = load_spec(spec_path)
+    assert [row.seeds for row in spec.rows] == [(0, 1), (1,)] and spec.seeds == (0, 1)
+    assert [(spec.rows[t.row_index].name, t.seed) for t in plan(spec, runs_dir=tmp_path / "runs")] == [
+        ("DCGAN", 0), ("DCGAN", 1), ("+ SN in D", 1)]
+    build(spec_path, records_dir=uninterrupted / "records", tables_dir=tmp_path / "tables")
+    table = (tmp_path / "tables" / "smoke.md").read_text()
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    assert rows["| DCGAN (baseline)"][-2] == "2/2" and rows["| + SN in D"][-2] == "1/1"
+    assert "over training seeds [0, 1] ([1]: row '+ SN in D')" in table
+    assert "(3 used, 1 from other configs ignored)" in table  # the SN row's seed-0 record is not planned
+
+
+def test_a_shown_value_missing_from_the_first_seed_comes_from_the_next(uninterrupted, tmp_path):
+    """A record that predates a shown key (an adopted seed-0 record, say) leaves the cell to the seeds recorded
+    later instead of showing "–" for the row."""
+    from geneval.leaderboard.build import build
+
+    spec = _smoke_copy(tmp_path)
+    records = tmp_path / "records"
+    records.mkdir()
+    lines = [json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()]
+    for line in lines:
+        if line["seed"] == 0:
+            del line["params_m"]["generator"]
+    (records / "smoke.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
+    build(spec, records_dir=records, tables_dir=tmp_path / "tables")
+    table = (tmp_path / "tables" / "smoke.md").read_text()
+    header = next(l for l in table.splitlines() if l.startswith("| Row |")).split(" | ")
+    column = header.index("G params (M)")
+    seed1 = {l["row"]: l["params_m"]["generator"] for l in lines if l["seed"] == 1}
+    for row in ("DCGAN", "+ SN in D"):
+        cells = next(l for l in table.splitlines() if l.startswith(f"| {row}")).split(" | ")
+        assert cells[column] == f"{seed1[row]:.3f}"

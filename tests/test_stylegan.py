@@ -208,7 +208,7 @@ def test_a_spec_row_with_a_meaningless_psi_fails_at_check(tmp_path, setting, mes
 # ================================================================================================= runs
 
 def _strip(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in ("wall_time_s", "eval_wall_time_s", "software")}
+    return {k: v for k, v in record.items() if k not in ("wall_time_s", "eval_wall_time_s", "software", "sampling")}
 
 
 @pytest.mark.parametrize("preset", ["progan", "stylegan-f"])
@@ -235,6 +235,7 @@ def test_smoke_runs_train_and_resume_exactly_mid_fade(preset, tmp_path, fashion_
     for name in expected:
         assert (tmp_path / "whole" / whole["artifacts"][name]).stat().st_size > 0
     assert {"fid", "precision", "recall"} <= set(whole["metrics"]["final"]) and whole["metrics"]["best"]
+    assert whole["sampling"]["num_images"] == cfg.eval_samples and whole["sampling"]["s_per_1000"] > 0
 
 
 def test_family_contract_evaluate_and_cli(tmp_path, fashion_mnist_dir, monkeypatch):

@@ -69,12 +69,13 @@ def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
     table = []
     for row in spec.rows:
         got = sorted(by_row[row.name], key=lambda l: l["seed"])
-        out = {"row": row.name, "baseline": row.baseline, "seeds": len(got), "seeds_planned": len(spec.seeds),
+        out = {"row": row.name, "baseline": row.baseline, "seeds": len(got), "seeds_planned": len(row.seeds),
                "collapsed": sum(bool(l["collapse"]["detected"]) for l in got)}
         planned = {"trainer": row.trainer, "model": row.preset, "preset": row.preset, "dataset": row.dataset,
                    "budget": row.budget, **row.switches, **row.eval_options}
-        for key in spec.columns["show"] + spec.columns["flags"]:
-            out[key] = lookup(got[0], key) if got else planned.get(key)
+        for key in spec.columns["show"] + spec.columns["flags"]:  # the first seed's value that has one (a record
+            # that predates a key, e.g. an adopted one, leaves it to the seeds recorded later)
+            out[key] = next((v for l in got if (v := lookup(l, key)) is not None), None) if got else planned.get(key)
         for which in spec.columns["which"]:
             for metric in spec.columns["metrics"]:
                 cells = [l["metrics"].get(which, {}).get(metric) for l in got]
@@ -209,8 +210,7 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
            if protocols else "**Protocol.** no records yet."]
     versions = sorted({str(l["software"].get("geneval")) for l in lines})
     commits = sorted({str(l["software"].get("commit"))[:10] for l in lines})
-    seeds = ", ".join(map(str, spec.seeds))
-    out.append(f"**Statistics.** mean ± sample std (ddof = 1) over training seeds [{seeds}]; with one seed: "
+    out.append(f"**Statistics.** mean ± sample std (ddof = 1) over training seeds {seed_text(spec)}; with one seed: "
                f"‡ bootstrap CI half-width of the generated set, † the metric's own ± (IS: std over splits; bits/dim: "
                f"standard error over test examples). (±x%): change of the mean relative to the baseline row "
                f"{spec.baseline.name!r}, shown only where both were measured with the same protocol. "
@@ -227,6 +227,17 @@ def provenance(spec: Spec, lines: list[dict], *, stale: int) -> list[str]:
                f"`leaderboards/specs/{spec.path.name}`; regenerate with `geneval leaderboard build "
                f"leaderboards/specs/{spec.path.name}`.")
     return out
+
+
+def seed_text(spec: Spec) -> str:
+    """``[0, 1, 2]``, or with rows that set their own: ``[0, 1, 2] ([0]: rows 'A', 'B')``."""
+    own: dict[tuple[int, ...], list[str]] = {}
+    for row in spec.rows:
+        if row.seeds != spec.seeds:
+            own.setdefault(row.seeds, []).append(repr(row.name))
+    listed = lambda seeds: "[" + ", ".join(map(str, seeds)) + "]"  # noqa: E731
+    return listed(spec.seeds) + ("" if not own else " (" + "; ".join(
+        f"{listed(seeds)}: row{'s' if len(names) > 1 else ''} {', '.join(names)}" for seeds, names in own.items()) + ")")
 
 
 # What must agree before two rows' sample metrics are compared: the numbers move with each of these.

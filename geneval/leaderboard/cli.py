@@ -47,7 +47,9 @@ def check(spec):
 
     loaded = load_spec(spec)
     tasks = plan(loaded, runs_dir=Path("runs/leaderboards"))
-    click.echo(f"{spec}: {len(loaded.rows)} rows × {len(loaded.seeds)} seeds = {len(tasks)} (row, seed); "
+    counts = sorted({len(row.seeds) for row in loaded.rows})
+    seeds = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    click.echo(f"{spec}: {len(loaded.rows)} rows × {seeds} seeds = {len(tasks)} (row, seed); "
                f"{len({t.run_dir for t in tasks})} distinct training runs")
     for task in tasks:
         click.echo(f"  {loaded.rows[task.row_index].name!r} seed {task.seed}: {task.run_dir} (config {task.config_hash})")

@@ -43,7 +43,7 @@ class Task:
 def plan(spec: Spec, *, runs_dir: Path) -> list[Task]:
     tasks = []
     for row in spec.rows:
-        for seed in spec.seeds:
+        for seed in row.seeds:
             _, config = resolve(spec, row, seed)
             train_hash, config_hash = config_hashes(row, config)
             tasks.append(Task(row.index, seed, train_hash, config_hash,
@@ -74,9 +74,10 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
         # an imported record that changed since its line was written (re-scored, say) is adopted again
         changed = {k for k, line in done.items()
                    if line.get("source") == "import" and line.get("source_sha256") != _sha256(spec.root / line["path"])}
-        todo = [t for t in plan(spec, runs_dir=runs_dir)
+        tasks = plan(spec, runs_dir=runs_dir)
+        todo = [t for t in tasks
                 if (key := (spec.rows[t.row_index].name, t.seed, t.config_hash)) not in done or key in changed]
-        total = len(spec.rows) * len(spec.seeds)
+        total = len(tasks)
         refresh = sum((spec.rows[t.row_index].name, t.seed, t.config_hash) in changed for t in todo)
         echo(f"{spec.name}: {total - len(todo) + refresh} of {total} (row, seed) already recorded; {len(todo)} to do"
              + (f" ({refresh} of them: imported records changed since)" if refresh else ""))
@@ -180,8 +181,8 @@ def _sha256(path: Path) -> str | None:
 
 
 def _evaluation_time(spec: Spec, row, trainer, config, record: dict, run_dir: Path | None):
-    """Re-score with the row's evaluation-time options, or with a bootstrap CI when the table has one seed."""
-    ci = spec.evaluation.get("ci") if len(spec.seeds) == 1 else None
+    """Re-score with the row's evaluation-time options, or with a bootstrap CI when the row has one seed."""
+    ci = spec.evaluation.get("ci") if len(row.seeds) == 1 else None
     if not row.eval_options and not ci:
         return None, None
     if run_dir is None:

@@ -28,6 +28,8 @@
     [[rows]]                     # one row per configuration; every key not reserved below is a family switch,
     name = "baseline"            # or one of the family's declared evaluation-time options
     baseline = true
+    seeds = [0]                  # optional: this row's training seeds instead of the table's (an expensive row
+                                 # trained once beside cheap rows trained three times); not inherited by extends
     [[rows]]
     name = "+ conditional"
     extends = "baseline"         # start from that row's switches and options
@@ -83,7 +85,7 @@ SECTIONS = ("table", "evaluation", "columns", "rows", "findings")
 TABLE_KEYS = ("name", "title", "trainer", "preset", "budget", "dataset", "seeds", "import", "notes", "paper", "set")
 EVALUATION_KEYS = ("reference", "features", "mode", "num_samples", "num_ref", "metrics", "ci", "ci_resamples")
 COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels")
-ROW_RESERVED = ("name", "baseline", "extends", "trainer", "preset", "budget", "dataset", "note")
+ROW_RESERVED = ("name", "baseline", "extends", "trainer", "preset", "budget", "dataset", "note", "seeds")
 FINDING_KEYS = ("claim", "row", "metric", "than", "which", "paper", "expect")
 EXPECTATIONS = ("better", "worse")
 DEFAULT_SEEDS = (0, 1, 2)
@@ -102,6 +104,7 @@ class Row:
     eval_options: dict  # the family's evaluation-time options this row sets (re-scoring the same runs)
     note: str | None
     line: int
+    seeds: tuple[int, ...]  # training seeds: the row's own ``seeds``, else the table's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +123,7 @@ class Spec:
     path: Path
     name: str
     title: str
-    seeds: tuple[int, ...]
+    seeds: tuple[int, ...]  # the table's training seeds (each row's own: ``Row.seeds``)
     evaluation: dict
     columns: dict
     rows: tuple[Row, ...]
@@ -220,9 +223,7 @@ def load_spec(path: str | Path) -> Spec:
             raise lines.error(lines.key("which", start=lines.block("columns")),
                               f"[columns] which: {which!r}; expected final and/or best")
 
-    seeds = table.get("seeds", list(DEFAULT_SEEDS))
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
-        raise lines.error(lines.key("seeds", start=table_line), f"seeds = {seeds!r}: expected distinct integers")
+    seeds = _seeds(table.get("seeds", list(DEFAULT_SEEDS)), lines, start=table_line)
 
     raw_rows = data.get("rows")
     if not isinstance(raw_rows, list) or not raw_rows:
@@ -263,7 +264,8 @@ def load_spec(path: str | Path) -> Spec:
         row = Row(index=index, name=name, baseline=bool(raw.get("baseline", False)),
                   trainer=trainer, preset=raw.get("preset", table["preset"]),
                   budget=raw.get("budget", table["budget"]), dataset=raw.get("dataset", table["dataset"]),
-                  switches=switches, eval_options=eval_options, note=raw.get("note"), line=start + 1)
+                  switches=switches, eval_options=eval_options, note=raw.get("note"), line=start + 1,
+                  seeds=_seeds(raw["seeds"], lines, start=start) if "seeds" in raw else tuple(seeds))
         rows.append(row)
         by_name[name] = row
     baselines = [r for r in rows if r.baseline]
@@ -303,6 +305,14 @@ def load_spec(path: str | Path) -> Spec:
     return spec
 
 
+def _seeds(seeds, lines: _Lines, *, start: int) -> tuple[int, ...]:
+    """The training seeds of the table or of a row (its ``seeds = [...]`` after line ``start``), validated."""
+    if not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds) or \
+            not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise lines.error(lines.key("seeds", start=start), f"seeds = {seeds!r}: expected distinct integers")
+    return tuple(seeds)
+
+
 def _check_keys(section: dict, allowed: tuple[str, ...], lines: _Lines, *, start: int, where: str) -> None:
     for key in section:
         if key not in allowed:
@@ -340,7 +350,7 @@ def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict]) -> None:
                                   f"{', '.join(sorted(known))}"
                                   + (f"; evaluation-time options: {', '.join(options)}" if options else ""))
         try:
-            resolve(spec, row, spec.seeds[0])
+            resolve(spec, row, row.seeds[0])
         except GenevalInputError as error:  # a bad value or combination: point at the switch it names
             named = [k for k in raw_rows[row.index] if re.search(rf"\b{re.escape(k)}\b", str(error))]
             line = lines.key(named[0], start=start) if named else row.line

@@ -7,6 +7,8 @@ plus the evaluation protocol that the leaderboards print under their tables.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -18,6 +20,18 @@ def kid_subsets_for(num_samples: int) -> int:
     default) from 1000 samples on, else 10 — below 1000 every subset holds all the generated samples (the subset
     size is capped by the smaller set), so more subsets would only resample the reference side."""
     return 100 if num_samples >= 1000 else 10
+
+
+def timed(draw, num: int) -> tuple[torch.Tensor, dict]:
+    """``(draw(), record["sampling"])``: the ``num`` samples ``draw`` returns and the wall time it took, as seconds
+    and seconds per 1,000 samples (``sampling.s_per_1000``, the record key every family's tables compare)."""
+    started = time.perf_counter()
+    samples = draw()
+    if isinstance(samples, torch.Tensor) and samples.is_cuda:
+        torch.cuda.synchronize(samples.device)  # kernels are queued: the clock stops when they have run
+    seconds = time.perf_counter() - started
+    return samples, {"num_images": num, "seconds": round(seconds, 3), "s_per_1000": round(seconds / num * 1000, 3),
+                     "threads": torch.get_num_threads()}
 
 
 def sampler_protocol_overrides(evaluation: dict) -> dict:

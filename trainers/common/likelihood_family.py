@@ -27,8 +27,9 @@ class LikelihoodFamily(Family):
     )
     protocol_keys = (ProtocolKey("likelihood_split", footer="; likelihood on `{}`", label="test split"),)
     labels: ClassVar[dict[str, str]] = {"likelihood.kind": "Kind", "published.nats": "Published (nats)",
-                                        "sampling.seconds": "100 samples (s)", "steps": "Steps"}
-    record_keys = ("likelihood.kind", "published.nats", "sampling.seconds")
+                                        "sampling.seconds": "100 samples (s)", "steps": "Steps",
+                                        "sampling.s_per_1000": "s / 1000 samples"}
+    record_keys = ("likelihood.kind", "published.nats", "sampling.seconds", "sampling.s_per_1000")
 
     def module(self):
         """The family's module: ``SPECS``, ``make_config`` and ``load_likelihood_model``."""

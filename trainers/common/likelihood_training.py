@@ -13,7 +13,7 @@ run folder, checkpoints, exact resume and logging are ``trainers.common.harness`
            optimizer under ``trainer``, step, training wall time, the global RNG states, and ``family``,
            ``model_name`` and ``budget`` for the ``geneval.likelihood`` entry points
     eval   ``geneval.likelihood.evaluate`` on the whole test split (nats, bits/dim, standard error), sampling
-           time of ``timing_num`` images, a PNG grid, FID/IS/KID/precision/recall of ``num_samples``
+           time of ``timing_num`` images and seconds per 1,000 over all ``num_samples``, a PNG grid, FID/IS/KID/precision/recall of ``num_samples``
            samples against the test split with the dataset's domain extractor, and ``record.json``
     device ``device`` (``--device``): the model, its batches, the test likelihood and the samples run there (per-
            sample noise is drawn on the CPU and moved, so a sample is the same on any device up to rounding);
@@ -379,19 +379,21 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
         with torch.inference_mode():
             metrics.update(spec.extra_metrics(on_cpu, config, data))
 
-    # Samples: image i from generator(seed, SAMPLE, i); the first timing_num are timed on their own.
+    # Samples: image i from generator(seed, SAMPLE, i); the first timing_num are timed on their own, and all of
+    # them for the seconds per 1,000 samples that tables of every family compare (``sampling.s_per_1000``).
     class_labels = None
     if conditional:
         class_labels = torch.arange(config.num_samples) % data.num_classes
-    with torch.inference_mode():
+    with torch.inference_mode():  # .cpu() inside each timed span waits for a GPU's queued work
         started = time.perf_counter()
         first = model.sample(config.timing_num, seed=derived_seed(config.seed, SAMPLE), first=0,
-                             labels=None if class_labels is None else class_labels[:config.timing_num])
+                             labels=None if class_labels is None else class_labels[:config.timing_num]).cpu()
         sampling_s = time.perf_counter() - started
         rest = model.sample(config.num_samples - config.timing_num, seed=derived_seed(config.seed, SAMPLE),
                             first=config.timing_num,
-                            labels=None if class_labels is None else class_labels[config.timing_num:])
-    samples = data.to_image(torch.cat([first.cpu(), rest.cpu()]))
+                            labels=None if class_labels is None else class_labels[config.timing_num:]).cpu()
+        all_s = time.perf_counter() - started
+    samples = data.to_image(torch.cat([first, rest]))
     save_grid(run.file("samples.png"), samples[:100], ncols=10, scale=2)
     with atomic_path(run.file("samples.npz")) as tmp:  # kept so samples can be re-scored (e.g. new extractors)
         with open(tmp, "wb") as handle:
@@ -412,6 +414,7 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
         "metrics": {"final": metrics},
         "likelihood": result.as_dict(),
         "sampling": {"num_images": config.timing_num, "seconds": round(sampling_s, 3),
+                     "s_per_1000": round(all_s / config.num_samples * 1000, 3),
                      "note": getattr(model, "sampling_note", "")},
         "evaluation": {**protocol, "likelihood_split": data.test_split, "convention": data.convention.as_dict()},
         "published": (spec.published or {}).get(data.name),

@@ -32,7 +32,7 @@ def main(argv=None) -> None:
     metrics = tuple(spec.evaluation.get("metrics") or spec.columns["metrics"])
     by_name = {row.name: row for row in spec.rows}
     for row in [by_name[name] for name in args.rows] if args.rows else spec.rows:  # in the order asked
-        for seed in spec.seeds:
+        for seed in row.seeds:
             trainer, config = resolve(spec, row, seed)
             run_dir = Path(args.runs_dir) / f"{row.trainer}-{row.preset}-{row.budget}-{config_hashes(row, config)[0]}"
             if not (run_dir / "checkpoint.pt").is_file():

@@ -24,8 +24,10 @@ class GanFamily(Family):
         "params_m.discriminator": "D params (M)", "shared_embedding": "Shared", "skip_z": "Skip-z",
         "ortho_reg": "Ortho.", "attention_res": "Attention at", "attention": "Attention", "attention_block": "Block",
         "ema": "EMA", "sn_g": "SN in G", "sn_d": "SN in D", "conditional": "Cond.",
+        "sampling.s_per_1000": "s / 1000 samples",
     }
     selection_keys = ("eval_metrics",)  # which metrics a run reports, not how any of them is measured
+    record_keys = ("sampling.s_per_1000",)  # the final checkpoint's eval_samples, timed
 
     def config_class(self, preset: str | None = None):
         from trainers.gan.config import GanConfig

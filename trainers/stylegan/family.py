@@ -28,9 +28,9 @@ class StyleGanFamily(Family):
         "bilinear": "Bilinear", "mapping": "Mapping", "styles": "AdaIN styles", "const_input": "Const. input",
         "noise_inputs": "Noise", "mixing": "Mixing", "mixing_prob": "Mixing p", "loss": "Loss",
         "resolutions": "Growing", "params_m.generator": "G params (M)", "params_m.discriminator": "D params (M)",
-        "kimg": "kimg", "channels": "Channels",
+        "kimg": "kimg", "channels": "Channels", "sampling.s_per_1000": "s / 1000 samples",
     }
-    record_keys = ("kimg",)
+    record_keys = ("kimg", "sampling.s_per_1000")
     selection_keys = ("eval_metrics",)
 
     def config_class(self, preset: str | None = None):

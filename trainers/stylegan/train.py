@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from trainers.common.config import config_dict
 from trainers.common.data import load_split, to_signed_unit
+from trainers.common.evaluation import timed
 from trainers.common.harness import Budget, Harness, Outcome, Validation
 from trainers.common.runs import RunDir, count_parameters
 from trainers.common.seeding import derived_seed, generator
@@ -252,10 +253,11 @@ def finish(trainer: StyleGanTraining, run: RunDir, outcome: Outcome, *, n_train:
     train_time = outcome.train_wall_time_s
     report_metrics, skipped = evaluation.available_metrics(cfg, cfg.eval_metrics)
     reference = f"{cfg.dataset}:test"
-    results, protocol = {}, None
+    results, protocol, sampling = {}, None, None
     for which in ("final", "best"):
         sampler = StyleGanSampler.from_run(run.path, which=which)
-        samples = sampler.sample(cfg.eval_samples, cfg.sample_seed)
+        samples, timing = timed(lambda: sampler.sample(cfg.eval_samples, cfg.sample_seed), cfg.eval_samples)
+        sampling = sampling or {**timing, "checkpoint": which}  # the final checkpoint's
         results[which], protocol = evaluation.score(samples, None, cfg=cfg, reference=reference,
                                                     reference_name=reference, metrics=report_metrics,
                                                     num_ref=cfg.eval_num_ref)
@@ -275,7 +277,7 @@ def finish(trainer: StyleGanTraining, run: RunDir, outcome: Outcome, *, n_train:
         "steps": trainer.step, "iterations_k": trainer.step / 1000, "growth": trainer.growth_state(),
         "kimg": trainer.step * cfg.batch_size / 1000, "train_images": n_train,
         "wall_time_s": round(train_time, 1), "eval_wall_time_s": round(outcome.watch.elapsed() - train_time, 1),
-        "sampled_from": "ema", "metrics": results, "best_step": best.get("step"),
+        "sampled_from": "ema", "sampling": sampling, "metrics": results, "best_step": best.get("step"),
         "selection": {"reference": val_name, "metric": "fid", "num_samples": cfg.val_samples,
                       "value": best.get("fid"), "evaluations": len(history["evals"])},
         "collapse": {"detected": history["collapse"] is not None, "margin": cfg.collapse_margin,

@@ -1,11 +1,12 @@
 """Peak memory of the post-FID metrics that touch pairwise distances or feature banks, at N generated × N reference.
 
-    python benchmarks/bench_post_fid_memory.py                  # N = 50,000 per side, d = 2048 (~25 min on 2 busy cores)
+    python benchmarks/bench_post_fid_memory.py          # N = 50,000 per side, d = 2048 (~15 min of CPU, 1 thread)
     python benchmarks/bench_post_fid_memory.py --n 5000 --metrics rarity,prd   # quicker
 
 Each metric runs in its own subprocess on the synthetic float32 features of bench_prdc_memory.py (non-negative like
 Inception pool3, generated chunk by chunk); the parent reads the child's peak RSS from ``os.wait4``. The row
-``banks`` is the floor: Python, geneval's imports (NumPy, SciPy, torch) and the two float32 banks (2 × N × d × 4 bytes), nothing computed.
+``banks`` is the floor: Python, geneval's imports (NumPy, SciPy, torch) and the two float32 banks (2 × N × d × 4
+bytes), nothing computed.
 FLD also reads ``--heldout-n`` held-out features (its test set) and uses at most 10,000 generated samples.
 
 The shapes are the real ones; to keep the run short, two iterative metrics do less work than a real call, which
@@ -118,7 +119,8 @@ def main() -> None:
     worst = max(r["peak_rss_gb"] for r in rows)
     failed = [r["metric"] for r in rows if "error" in r]
     verdict = "PASS" if worst <= LIMIT_GB and not failed else "FAIL"
-    print(f"\n{verdict}: largest peak RSS {worst:.2f} GiB (limit {LIMIT_GB} GiB)" + (f"; failed: {failed}" if failed else ""))
+    print(f"\n{verdict}: largest peak RSS {worst:.2f} GiB (limit {LIMIT_GB} GiB)"
+          + (f"; failed: {failed}" if failed else ""))
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def test_features_and_fd_match_dgm_eval(weights, images):
 
 
 def test_fd_equals_dgm_eval_on_full_rank_covariances():
-    """FD as ``geneval score`` computes it for ``--features dinov2-vit-b14`` (float32 CLS features → Gaussian statistics
+    """FD as ``geneval score`` computes it for ``--features dinov2-vit-b14`` (float32 CLS features → Gaussian stats
     streamed over batches of the extractor's 32 → ``frechet_distance``) against dgm-eval's ``compute_FD_with_reps``
     (np.cov, scipy sqrtm) on the same features in float64, with N = 1500 > D = 768 per side: both covariances full
     rank (condition number ~6e2). Synthetic features (a random rotation of a 10:1 decaying spectrum; the second set

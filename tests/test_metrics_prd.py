@@ -202,7 +202,8 @@ def test_blockwise_kmeans_is_bit_identical_to_the_single_matrix_one(chunk, monke
     for run in range(2):
         both = np.concatenate([x, y])
         lab = _old_assign(both, _old_kmeans(both, k=20, seed=5 + run))
-        curves.append(prd_curve(np.bincount(lab[:4000], minlength=20) / 4000, np.bincount(lab[4000:], minlength=20) / 4000))
+        hists = np.bincount(lab[:4000], minlength=20) / 4000, np.bincount(lab[4000:], minlength=20) / 4000
+        curves.append(prd_curve(*hists))
     precision, recall = np.mean([c[0] for c in curves], axis=0), np.mean([c[1] for c in curves], axis=0)
     assert np.array_equal(result.precision, precision) and np.array_equal(result.recall, recall)
     assert (result.f_beta, result.f_beta_inv) == f_beta_max(precision, recall)

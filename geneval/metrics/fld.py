@@ -92,7 +92,7 @@ class Rows:
         return len(self.raw) if self.order is None else len(self.order)
 
     def block(self, lo: int, hi: int, out: np.ndarray | None = None) -> torch.Tensor:
-        """Rows lo..hi−1, a float64 copy; ``out``: a ``[≥ hi − lo, raw columns]`` float64 buffer to fill instead."""
+        """Rows lo..hi−1, a float64 copy; ``out``: a ``[≥ hi − lo, raw columns]`` float64 buffer to fill."""
         if out is None:
             picked = self.raw[lo:hi] if self.order is None else self.raw[self.order[lo:hi]]
             x = torch.from_numpy(np.array(picked, dtype=np.float64))  # a copy: standardised in place below
@@ -174,7 +174,8 @@ class GaussianKDE:
         self._rows: np.ndarray | None = None  # the fit set's row block, float64 ``[ROWS, raw columns]``
 
     def _component_lls(self, d2: torch.Tensor, log_var: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        out = torch.mul(d2, -0.5 * torch.exp(-log_var), out=out) if out is not None else d2 * (-0.5 * torch.exp(-log_var))
+        scale = -0.5 * torch.exp(-log_var)
+        out = d2 * scale if out is None else torch.mul(d2, scale, out=out)
         out -= (self.dim / 2) * log_var
         out -= (self.dim / 2) * math.log(2 * math.pi)
         return out
@@ -285,7 +286,8 @@ def fld(gen, train, test, *, gen_size: int = DEFAULT_GEN_SIZE, seed: int = 0,
     check_same_dim(("generated", g_raw), ("train", tr_raw), ("test", te_raw), what="FLD")
     if isinstance(gen_size, bool) or not isinstance(gen_size, (int, np.integer)) or gen_size < 1:
         raise GenevalInputError(f"FLD: gen_size must be a positive integer, got {gen_size!r}")
-    if isinstance(cache_mb, bool) or not isinstance(cache_mb, (int, float, np.integer, np.floating)) or not cache_mb >= 0:
+    numeric = isinstance(cache_mb, (int, float, np.integer, np.floating)) and not isinstance(cache_mb, bool)
+    if not numeric or not cache_mb >= 0:
         raise GenevalInputError(f"FLD: cache_mb must be ≥ 0, got {cache_mb!r}")
     for name, count, least in (("generated", len(g_raw), 2), ("train", len(tr_raw), 4), ("test", len(te_raw), 2)):
         if count < least:

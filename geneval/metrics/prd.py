@@ -26,7 +26,7 @@ details).
 
 Memory: the union is never built. The k-means reads the two feature arrays (and the subsample's row indices) in
 blocks of 4096 rows, upcast to float64 per block, so beyond the caller's arrays it holds O(N + 4096·D) floats:
-at 50,000 × 50,000 float32 features of dimension 2048, 1.4 GB peak RSS for the whole process, both banks
+at 50,000 × 50,000 float32 features of dimension 2048, 1.53 GiB peak RSS for the whole process, both banks
 included (benchmarks/bench_post_fid_memory.py), where the union and its float64 copies took ≈ 5 GB.
 
 ``plot_prd`` draws the curves of several models on one PNG (``geneval score --out-dir DIR`` writes

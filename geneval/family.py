@@ -45,6 +45,23 @@ from typing import Any, ClassVar
 
 from geneval.errors import GenevalInputError
 
+
+def added_field(default: Any):
+    """A config field added after runs were recorded with its dataclass. While it holds ``default`` it is left out
+    of ``config_dict`` (run folders' ``config.json``, records, the leaderboard's config hashes), so adding it changes
+    no earlier run's identity; a run that sets it is a new run."""
+    return dataclasses.field(default=default, metadata={"omit_when_default": True})
+
+
+def config_dict(config) -> dict:
+    """A config dataclass as a dict: every field, but ``added_field`` fields only where they differ from their
+    default. The one place a config becomes the data that names, hashes and records a run."""
+    out = dataclasses.asdict(config)
+    for field in dataclasses.fields(config):
+        if field.metadata.get("omit_when_default") and out[field.name] == field.default:
+            del out[field.name]
+    return out
+
 ENTRY_POINT_GROUP = "geneval.trainers"
 ENVIRONMENT_VARIABLE = "GENEVAL_TRAINERS"
 OPTION_TYPES = (bool, int, float, str)
@@ -139,7 +156,7 @@ class Family(abc.ABC):
 
     def switches(self, config) -> dict:
         """The values a table shows for a run's configuration (default: every config field)."""
-        return dataclasses.asdict(config)
+        return config_dict(config)
 
     def evaluate(self, run_dir, *, config, which: str, metrics: tuple[str, ...], ci: float | None = None,
                  ci_resamples: int = 100, **options) -> tuple[dict, dict]:

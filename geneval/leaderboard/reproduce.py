@@ -13,6 +13,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from geneval import family
 from geneval.errors import GenevalInputError
 from geneval.leaderboard import records as rec
 from geneval.leaderboard.build import summarise, uncertainty
@@ -67,7 +68,7 @@ def reproduce(spec_path: str | Path, *, row_name: str, seed: int, out: Path,
     metrics, protocol = _evaluation_time(spec, row, trainer, config, record, out)
     again = rec.from_trainer_record(record, trainer=trainer, table=spec.name, row=row, seed=seed, hashes=config_hashes(row, config),
                                     switches=json.loads(json.dumps(trainer.switches(config), default=str)),
-                                    config=json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+                                    config=json.loads(json.dumps(family.config_dict(config), default=str)),
                                     source="reproduction", path=str(out), metrics=metrics, protocol=protocol)
     frame = summarise(spec, lines)
     cells = frame[frame["row"] == row_name].iloc[0]

@@ -132,7 +132,7 @@ def run_group(items: list[tuple[str, int, int]], runs_dir: str, imports: dict[st
         trainer, config = resolve(spec, row, seed)
         hashes = config_hashes(row, config)
         run_dir = Path(runs_dir) / f"{row.trainer}-{row.preset}-{row.budget}-{hashes[0]}"
-        config_json = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+        config_json = json.dumps(family.config_dict(config), sort_keys=True, default=str)
         canonical = json.loads(config_json)
         source, where = "run", str(run_dir)
         imported = imports[spec_path].get(import_key(row.trainer, canonical, trainer, preset=row.preset))

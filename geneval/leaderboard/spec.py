@@ -369,7 +369,7 @@ def _as_text(value) -> str:
 def config_hashes(row: Row, config) -> tuple[str, str]:
     """``(train_hash, config_hash)``: the training config alone (names the run folder; rows that differ
     only in evaluation-time options share a run) and with the evaluation options (keys the record)."""
-    train = {"trainer": row.trainer, "budget": row.budget, "config": _canonical(dataclasses.asdict(config))}
+    train = {"trainer": row.trainer, "budget": row.budget, "config": _canonical(family.config_dict(config))}
     train_hash = _digest(train)
     return train_hash, _digest({**train, "eval": row.eval_options})
 

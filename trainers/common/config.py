@@ -77,4 +77,6 @@ def coerce(text: str, hint, *, what: str):
 
 
 def config_dict(config) -> dict:
-    return dataclasses.asdict(config)
+    from geneval.family import config_dict as canonical  # one definition: ``added_field``s at default left out
+
+    return canonical(config)

@@ -9,6 +9,9 @@ run folder, checkpoints, exact resume and logging are ``trainers.common.harness`
            clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats; with
            ``ema_decay`` > 0 in the config, a Polyak average of the weights (an EMA after every step, as the
            PixelCNN++ reference's ``polyak_decay``) is kept, checkpointed, evaluated and sampled instead of the last weights
+    init   ``init_from`` (a run folder of the same model): start from its weights with a fresh Adam and this
+           config's warm-up and cosine — fine-tuning, a restart of the schedule; the record's ``init_from`` names the
+           folder, its checkpoint's sha256 and steps, and the totals of both runs
     save   ``checkpoint.pt`` (the harness's, atomic) every ``checkpoint_every`` steps and at the end: model and
            optimizer under ``trainer``, step, training wall time, the global RNG states, and ``family``,
            ``model_name`` and ``budget`` for the ``geneval.likelihood`` entry points
@@ -50,9 +53,11 @@ from geneval import distributed
 from geneval.atomic import atomic_path
 from geneval.datasets import DATASETS as GENEVAL_DATASETS
 from geneval.errors import GenevalInputError
+from geneval.family import added_field
 from geneval.grid import save_grid
 from geneval.likelihood import EIGHT_BIT, DataConvention, binary_dynamic, evaluate
 from trainers.common import ddp
+from trainers.common.checkpoint import load_checkpoint
 from trainers.common.config import config_dict
 from trainers.common.data import binarize, load_split
 from trainers.common.harness import Budget, Harness
@@ -90,6 +95,9 @@ class LikelihoodTrainConfig:
     sample_features: str | None = None  # extractor for sample metrics; None = the dataset's domain network
     checkpoint_every: int = 500
     log_every: int = 50
+    # Warm start (fine-tuning): a finished or paused run folder of the same model whose checkpoint's weights this run
+    # starts from, with a fresh optimiser and this config's schedule (``warm_start``); "" = seeded initial weights.
+    init_from: str = added_field("")
 
     @property
     def total_steps(self) -> int:
@@ -108,6 +116,8 @@ class LikelihoodTrainConfig:
             value = getattr(self, name)
             if value is not None and value < 2:
                 raise GenevalInputError(f"{name} must be ≥ 2 or none, got {value}")
+        if self.init_from and not (Path(self.init_from) / "checkpoint.pt").is_file():
+            raise GenevalInputError(f"init_from {self.init_from!r}: no checkpoint.pt there; expected a run folder")
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -202,6 +212,41 @@ def build_model(spec: Spec, config, data: TrainingData, *, device: torch.device 
     return model
 
 
+# What a warm start may change: how this run trains and is evaluated, never what the model is (its family, dataset
+# and architecture fields must equal the source run's).
+WARM_START_MAY_DIFFER = {"budget", "seed", "steps", "batch_size", "lr", "warmup_steps", "grad_clip", "train_num",
+                         "eval_num", "eval_batch_size", "num_samples", "timing_num", "sample_features",
+                         "checkpoint_every", "log_every", "init_from"}
+
+
+def warm_start_source(spec: Spec, config) -> tuple[dict, dict]:
+    """``(checkpoint, record entry)`` of the run folder ``config.init_from``, loaded with ``weights_only``; its model
+    (family, dataset, architecture) must be this config's. The record entry: the folder, the checkpoint's sha256,
+    its budget, steps and training time."""
+    from geneval.weights import file_sha256
+
+    path = Path(config.init_from) / "checkpoint.pt"
+    state = load_checkpoint(path)
+    source = state.get("config") or {}
+    ours = run_config(spec, config, "")
+    differ = sorted(k for k in (set(source) | set(ours)) - WARM_START_MAY_DIFFER if source.get(k) != ours.get(k))
+    if differ:
+        raise GenevalInputError(f"init_from {config.init_from}: that run's model differs from this one in "
+                                + ", ".join(f"{k} ({source.get(k)!r} there, {ours.get(k)!r} here)" for k in differ))
+    return state, {"run": str(config.init_from), "checkpoint_sha256": file_sha256(path), "budget": source.get("budget"),
+                   "steps": int(state["step"]), "wall_time_s": round(float(state["wall_time_s"]), 2)}
+
+
+def warm_start(model: torch.nn.Module, spec: Spec, config) -> dict:
+    """Load the weights of the run folder ``config.init_from`` into ``model`` — fine-tuning as a restart of the
+    learning-rate schedule (SGDR, Loshchilov & Hutter 2017) with a fresh Adam — and return the record's entry."""
+    from geneval.weights import load_state_dict
+
+    state, entry = warm_start_source(spec, config)
+    load_state_dict(state["trainer"]["model"], model, path=Path(config.init_from) / "checkpoint.pt", what="init_from")
+    return entry
+
+
 def optimise(optimizer: torch.optim.Optimizer, loss: torch.Tensor, *, lr: float, grad_clip: float,
              ctx=None) -> torch.Tensor | None:
     """One update of every likelihood trainer (this loop, the VQ-VAE's stages, DDPM): gradients of ``loss``
@@ -227,6 +272,7 @@ class LikelihoodTraining:
         self.config, self.data, self.device, self.ctx = config, data, torch.device(device), ctx
         self.rows = ddp.rank_rows(config.batch_size, ctx)
         self.model = build_model(spec, config, data, device=self.device, ctx=ctx)
+        self.init_from = warm_start(self.model, spec, config) if getattr(config, "init_from", "") else None
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.model.train()
         self.step = 0
@@ -293,6 +339,10 @@ def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = Fa
                "precision": distributed.set_precision(fast=False) if device.type == "cuda" else "float32",
                "processes": ctx.world_size if ctx else 1, "global_batch_size": config.batch_size,
                "per_rank_batch_size": config.batch_size // (ctx.world_size if ctx else 1)}
+    if getattr(config, "init_from", ""):  # checked before the run folder is made
+        if spec.training is not None:
+            raise GenevalInputError(f"init_from: {spec.model} trains in stages; warm starts are for one-stage models")
+        warm_start_source(spec, config)
     for name in ("batch_size", "prior_batch_size"):  # every global batch must split evenly, checked before anything
         if hasattr(config, name):
             distributed.agree(ctx, ddp.rank_rows, getattr(config, name), ctx)
@@ -315,7 +365,8 @@ def train(spec: Spec, config, *, out: str | Path, budget: str, resume: bool = Fa
     model = getattr(trainer, "evaluated_model", trainer.model)  # the EMA weights when the run keeps them
     with distributed.single_process():  # rank 0 alone: no collective (batch statistics are in evaluation mode)
         return evaluate_run(spec, model, config, data, harness.run, budget=budget, steps=outcome.step,
-                            train_wall_time_s=outcome.train_wall_time_s, compute=compute)
+                            train_wall_time_s=outcome.train_wall_time_s, compute=compute,
+                            init_from=getattr(trainer, "init_from", None))
 
 
 # --------------------------------------------------------------------------------------------- evaluation
@@ -359,9 +410,10 @@ def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tu
 
 
 def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, budget: str, steps: int,
-                 train_wall_time_s: float, compute: dict | None = None) -> dict:
+                 train_wall_time_s: float, compute: dict | None = None, init_from: dict | None = None) -> dict:
     """The test likelihood and the samples (on the model's device), the family's extra metrics and pictures (on a
-    CPU copy), ``record.json``. ``compute``: where and how it trained (device, precision, processes, batch sizes)."""
+    CPU copy), ``record.json``. ``compute``: where and how it trained (device, precision, processes, batch sizes);
+    ``init_from``: the run it was warm-started from (``warm_start``), with the totals of both runs."""
     model.eval()
     on_cpu = model if module_device(model).type == "cpu" else copy.deepcopy(model).cpu()
     kind = spec.kind(config)
@@ -411,6 +463,9 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
         "params": {"total": count_parameters(model)},
         "steps": steps, "wall_time_s": round(train_wall_time_s, 2),
         **({"compute": compute} if compute is not None else {}),
+        **({"init_from": {**init_from, "total_steps": init_from["steps"] + steps,
+                          "total_wall_time_s": round(init_from["wall_time_s"] + train_wall_time_s, 2)}}
+           if init_from is not None else {}),
         "metrics": {"final": metrics},
         "likelihood": result.as_dict(),
         "sampling": {"num_images": config.timing_num, "seconds": round(sampling_s, 3),

@@ -4,6 +4,7 @@ stopped by this test): the same records (timings aside) and the same table as th
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from geneval.errors import GenevalInputError
 
 ray = pytest.importorskip("ray", reason="pip install 'geneval[ray]'")
 
@@ -98,3 +101,53 @@ def test_ray_engine_without_a_cluster_is_one_line(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Error: no Ray cluster at" in done.stderr and "Traceback" not in done.stderr
+
+
+def spec_with_resources(tmp_path: Path, resources: str) -> Path:
+    """The smoke spec with a ``[resources]`` section (before its first row)."""
+    text = SMOKE.read_text()
+    first_row = text.index("[[rows]]")
+    path = tmp_path / "smoke_resources.toml"
+    path.write_text(text[:first_row] + f"[resources]\n{resources}\n\n" + text[first_row:])
+    return path
+
+
+@pytest.mark.parametrize("how", ["command line", "spec"])
+def test_a_run_no_node_can_hold_fails_before_submitting(cluster, tmp_path, how):
+    """The cluster has 2 CPUs and no GPU: a run asking for a GPU (or 3 CPUs) would wait in Ray forever; it is one
+    line naming what was asked and what the largest node has, and nothing is trained or recorded."""
+    if how == "spec":
+        spec, extra = spec_with_resources(tmp_path, "cpus_per_run = 3"), []
+        asked = "3 CPU(s) and 0 GPU(s)"
+    else:
+        spec, extra = SMOKE, ["--ray-gpus-per-run", "0.5"]
+        asked = "1 CPU(s) and 0.5 GPU(s)"
+    done = subprocess.run([sys.executable, "-m", "geneval", "leaderboard", "run", str(spec), "--engine", "ray",
+                           "--ray-address", cluster, "--runs-dir", str(tmp_path / "runs"),
+                           "--records-dir", str(tmp_path / "records"), *extra],
+                          env=env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"no node of the Ray cluster at {cluster} has {asked} for one run (its largest: 2 CPUs, 0 GPUs)" \
+        in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "records").exists()
+
+
+def test_resources_are_checked_with_the_spec(tmp_path):
+    from geneval.leaderboard.spec import load_spec
+
+    assert load_spec(spec_with_resources(tmp_path, "cpus_per_run = 2\ngpus_per_run = 0.5")).resources == \
+        {"cpus_per_run": 2, "gpus_per_run": 0.5}
+    assert load_spec(SMOKE).resources == {}
+    for bad, message in (("cpus_per_run = 0", "cpus_per_run = 0: expected a whole number ≥ 1"),
+                         ("gpus_per_run = -1", "gpus_per_run = -1: expected a number ≥ 0"),
+                         ("gpus = 1", "unknown key 'gpus' in [resources]")):
+        with pytest.raises(GenevalInputError, match=re.escape(message)):
+            load_spec(spec_with_resources(tmp_path, bad))
+
+
+def test_ray_options_without_the_ray_engine_are_refused(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "geneval", "leaderboard", "run", str(SMOKE), "--ray-gpus-per-run",
+                           "1", "--runs-dir", str(tmp_path / "runs")], env=env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "need --engine ray" in done.stderr
+    assert not (tmp_path / "runs").exists()

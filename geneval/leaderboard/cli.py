@@ -70,11 +70,13 @@ def check(spec):
               help="local: a process pool here (--jobs); ray: one Ray task per run folder on an existing cluster.")
 @click.option("--ray-address", default=None, metavar="ADDR",
               help="Ray cluster to submit to (default: $RAY_ADDRESS, else the one `ray start` started here).")
-@click.option("--ray-cpus-per-run", type=click.IntRange(1), default=1, show_default=True, metavar="N",
-              help="CPUs each Ray task reserves (and its torch threads).")
+@click.option("--ray-cpus-per-run", type=click.IntRange(1), default=None, metavar="N",
+              help="CPUs each Ray task reserves (and its torch threads); default: the spec's [resources], else 1.")
+@click.option("--ray-gpus-per-run", type=click.FloatRange(0), default=None, metavar="G",
+              help="GPUs each Ray task reserves (0.5: two runs share one); default: the spec's [resources], else 0.")
 @_dirs
-def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, ray_cpus_per_run, records_dir,
-        tables_dir):
+def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, ray_cpus_per_run, ray_gpus_per_run,
+        records_dir, tables_dir):
     """Train and evaluate every (row, seed) of each SPEC without a record, append records, then build the tables.
 
     Resumable: recorded (row, seed) are skipped, finished run folders are adopted, interrupted ones resume.
@@ -85,15 +87,18 @@ def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, 
       geneval leaderboard run leaderboards/specs/smoke.toml
       geneval leaderboard run leaderboards/specs/biggan_ablation.toml leaderboards/specs/cross_family.toml --jobs 2
       geneval leaderboard run leaderboards/specs/smoke.toml --engine ray --ray-address 10.0.0.1:6379
+      geneval leaderboard run leaderboards/specs/stylegan_ablation.toml --engine ray --ray-gpus-per-run 1
     """
     from geneval.distributed import resolve_device
     from geneval.leaderboard.runner import run as run_specs
 
     if device != "auto":
         resolve_device(device)  # a bad --device fails here, before any run
+    if engine != "ray" and (ray_address, ray_cpus_per_run, ray_gpus_per_run) != (None, None, None):
+        raise click.UsageError("--ray-address / --ray-cpus-per-run / --ray-gpus-per-run need --engine ray")
     run_specs(list(specs), jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, train=not no_train,
               echo=lambda m: click.echo(m, err=True), device=device, engine=engine, ray_address=ray_address,
-              ray_cpus_per_run=ray_cpus_per_run)
+              ray_cpus_per_run=ray_cpus_per_run, ray_gpus_per_run=ray_gpus_per_run)
     if not no_build:
         for spec in specs:
             _build(spec, records_dir, tables_dir)

@@ -41,9 +41,26 @@ def _check_reachable(address: str) -> None:
                                 "`ray start --head` or pass --ray-address HOST:PORT") from None
 
 
-def run_on_ray(work: list[tuple], function, keep, *, address: str | None, cpus_per_run: int = 1, echo=print) -> None:
+def _check_fits(resources: list[tuple[int, float]], address: str) -> None:
+    """Every task must fit on one live node: Ray would otherwise keep an unplaceable task pending forever."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    largest = (max((n.get("CPU", 0) for n in nodes), default=0), max((n.get("GPU", 0) for n in nodes), default=0))
+    for cpus, gpus in sorted(set(resources), reverse=True):
+        if not any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+            raise GenevalInputError(
+                f"no node of the Ray cluster at {address} has {cpus} CPU(s) and {gpus:g} GPU(s) for one run (its "
+                f"largest: {largest[0]:g} CPUs, {largest[1]:g} GPUs); lower --ray-cpus-per-run / --ray-gpus-per-run "
+                "or the spec's [resources], or add such a node")
+
+
+def run_on_ray(work: list[tuple], function, keep, *, address: str | None, resources: list[tuple[int, float]],
+               echo=print) -> None:
     """Submit ``function(*item)`` for every item of ``work`` to the cluster at ``address`` (None: ``RAY_ADDRESS``
-    or the local one ``ray start`` wrote) and ``keep()`` each result as it finishes."""
+    or the local one ``ray start`` wrote), item i reserving ``resources[i]`` = (CPUs, GPUs), and ``keep()`` each
+    result as it finishes. A task with GPUs sees only its own (Ray sets ``CUDA_VISIBLE_DEVICES``), so
+    ``--device auto`` trains there on CUDA."""
     require("ray", what="geneval leaderboard run --engine ray")
     import ray
 
@@ -54,10 +71,16 @@ def run_on_ray(work: list[tuple], function, keep, *, address: str | None, cpus_p
     except ConnectionError as error:
         raise GenevalInputError(f"no Ray cluster at {address} ({error}); start one with `ray start --head` "
                                 "or pass --ray-address HOST:PORT") from None
-    remote = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_task)
-    pending = [remote.remote(os.getcwd(), cpus_per_run, function, *item) for item in work]
-    echo(f"ray: {len(pending)} run folder(s) submitted to {ray.get_runtime_context().gcs_address} "
-         f"({cpus_per_run} CPU each)")
+    try:
+        _check_fits(resources, address)
+    except GenevalInputError:
+        ray.shutdown()
+        raise
+    remote = ray.remote(max_retries=0)(_task)
+    pending = [remote.options(num_cpus=cpus, num_gpus=gpus).remote(os.getcwd(), cpus, function, *item)
+               for item, (cpus, gpus) in zip(work, resources)]
+    shown = ", ".join(f"{cpus} CPU" + (f" + {gpus:g} GPU" if gpus else "") for cpus, gpus in sorted(set(resources)))
+    echo(f"ray: {len(pending)} run folder(s) submitted to {ray.get_runtime_context().gcs_address} ({shown} each)")
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

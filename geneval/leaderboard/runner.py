@@ -57,10 +57,12 @@ def records_path(spec: Spec, records_dir: Path | None) -> Path:
 
 def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
         records_dir: Path | None = None, train: bool = True, echo=print, device: str = "cpu", engine: str = "local",
-        ray_address: str | None = None, ray_cpus_per_run: int = 1) -> list[dict]:
+        ray_address: str | None = None, ray_cpus_per_run: int | None = None,
+        ray_gpus_per_run: float | None = None) -> list[dict]:
     """Record every missing (row, seed) of one spec or several; ``train=False``: only adopt finished run folders
     and imports. ``device``: where trainers that take one train (``auto``, ``cpu``, ``cuda``, ...); ``engine``:
-    ``local`` (this machine's process pool) or ``ray`` (tasks on the cluster at ``ray_address``).
+    ``local`` (this machine's process pool) or ``ray`` (tasks on the cluster at ``ray_address``, each reserving
+    ``ray_cpus_per_run`` CPUs and ``ray_gpus_per_run`` GPUs; None: its spec's ``[resources]``, else 1 and 0).
 
     Several specs share one pool of ``jobs`` processes, so one table's last long run does not leave cores idle
     while the next table waits; a run folder two specs need (a shared baseline) is trained once, by one worker.
@@ -98,7 +100,14 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
     if engine == "ray":
         from geneval.leaderboard.ray_engine import run_on_ray
 
-        run_on_ray(work, run_group, keep, address=ray_address, cpus_per_run=ray_cpus_per_run, echo=echo)
+        def needs(items) -> tuple[int, float]:  # a run folder two specs share reserves the larger need
+            wanted = [by_path[spec_path].resources for spec_path, _, _ in items]
+            cpus = max(r.get("cpus_per_run", 1) for r in wanted) if ray_cpus_per_run is None else ray_cpus_per_run
+            gpus = max(r.get("gpus_per_run", 0) for r in wanted) if ray_gpus_per_run is None else ray_gpus_per_run
+            return cpus, gpus
+
+        run_on_ray(work, run_group, keep, address=ray_address, resources=[needs(item[0]) for item in work],
+                   echo=echo)
     elif jobs <= 1:
         for item in work:
             keep(run_group(*item))

@@ -25,6 +25,10 @@
     metrics = ["fid", "is"]; which = ["final", "best"]; tradeoff = ["fid", "is"]
     labels = { batch_size = "Batch" }                          # beside the families' own labels
 
+    [resources]                  # optional: what one run needs on a cluster (--engine ray; the command line's
+    cpus_per_run = 2             # --ray-cpus-per-run / --ray-gpus-per-run override it); default 1 CPU, 0 GPUs
+    gpus_per_run = 1             # a fraction (0.5) shares a GPU between runs, as Ray allows
+
     [[rows]]                     # one row per configuration; every key not reserved below is a family switch,
     name = "baseline"            # or one of the family's declared evaluation-time options
     baseline = true
@@ -81,7 +85,8 @@ def _check_metrics(names, lines: "_Lines", *, line: int, where: str, recorded: b
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise lines.error(line, f"{where}: metric {name!r} is unknown{hint}; expected some of {', '.join(known)}")
 
-SECTIONS = ("table", "evaluation", "columns", "rows", "findings")
+SECTIONS = ("table", "evaluation", "columns", "resources", "rows", "findings")
+RESOURCE_KEYS = {"cpus_per_run": (int, 1), "gpus_per_run": ((int, float), 0)}  # type, least value
 TABLE_KEYS = ("name", "title", "trainer", "preset", "budget", "dataset", "seeds", "import", "notes", "paper", "set")
 EVALUATION_KEYS = ("reference", "features", "mode", "num_samples", "num_ref", "metrics", "ci", "ci_resamples")
 COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels")
@@ -131,6 +136,7 @@ class Spec:
     notes: str
     paper: str | None
     imports: tuple[str, ...]
+    resources: dict = dataclasses.field(default_factory=dict)  # [resources]: cpus_per_run, gpus_per_run
 
     @property
     def root(self) -> Path:
@@ -224,6 +230,7 @@ def load_spec(path: str | Path) -> Spec:
                               f"[columns] which: {which!r}; expected final and/or best")
 
     seeds = _seeds(table.get("seeds", list(DEFAULT_SEEDS)), lines, start=table_line)
+    resources = _resources(data.get("resources", {}), lines)
 
     raw_rows = data.get("rows")
     if not isinstance(raw_rows, list) or not raw_rows:
@@ -300,7 +307,7 @@ def load_spec(path: str | Path) -> Spec:
     spec = Spec(path=path, name=table.get("name", path.stem), title=table.get("title", path.stem),
                 seeds=tuple(seeds), evaluation=dict(evaluation), columns=columns, rows=tuple(rows),
                 findings=tuple(findings), notes=table.get("notes", "").strip(), paper=table.get("paper"),
-                imports=tuple(table.get("import", ())))
+                imports=tuple(table.get("import", ())), resources=resources)
     _resolve_all(spec, lines, raw_rows)
     return spec
 
@@ -355,6 +362,18 @@ def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict]) -> None:
             named = [k for k in raw_rows[row.index] if re.search(rf"\b{re.escape(k)}\b", str(error))]
             line = lines.key(named[0], start=start) if named else row.line
             raise lines.error(line, f"row {row.name!r}: {error}") from None
+
+
+def _resources(raw: dict, lines: _Lines) -> dict:
+    """``[resources]``: whole CPUs (≥ 1) and GPUs (≥ 0, fractions allowed) one run reserves on a Ray cluster."""
+    start = lines.block("resources")
+    _check_keys(raw, tuple(RESOURCE_KEYS), lines, start=start, where="[resources]")
+    for key, value in raw.items():
+        kind, least = RESOURCE_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or value < least:
+            raise lines.error(lines.key(key, start=start), f"[resources] {key} = {value!r}: expected "
+                              + ("a whole number ≥ 1" if kind is int else "a number ≥ 0"))
+    return dict(raw)
 
 
 def _as_text(value) -> str:

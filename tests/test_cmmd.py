@@ -91,6 +91,21 @@ def test_cmmd_is_the_reference_estimator_on_features():
     assert spec.role == "cmmd" and not spec.higher_is_better and spec.reference_needs_features
 
 
+def test_blocks_bound_the_temporaries_and_change_nothing(monkeypatch):
+    """Blocks of BLOCK_ELEMENTS // N rows (here 7 to 9 rows, then 1 row, against 70 and 50): the reference
+    estimator to 1e-12; at N = 50,000 a [rows, N] temporary holds 2**23 values (64 MiB), not 2048 × 50,000 (0.8 GB)."""
+    import sys
+
+    module = sys.modules["geneval.metrics.cmmd"]  # the name geneval.metrics.cmmd is the function
+    assert module.BLOCK_ELEMENTS // 50_000 == 167 and module.BLOCK_ELEMENTS * 8 == 64 * 2**20
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(50, 8)), rng.normal(0.3, 1.2, size=(70, 8))
+    expected = distance_mmd(x, y)
+    for elements in (7 * 70, 1):
+        monkeypatch.setattr(module, "BLOCK_ELEMENTS", elements)
+        assert cmmd(x, y) == pytest.approx(expected, rel=1e-12)
+
+
 def test_features_and_cmmd_match_the_cmmd_repository(weights, images, monkeypatch, tmp_path):
     monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path))
     shallow = clip.visual_tower

@@ -160,3 +160,15 @@ def test_offline_download_error_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEVAL_CLIP_URL", (tmp_path / "absent.pt").as_uri())
     with pytest.raises(GenevalInputError, match="GENEVAL_CLIP_WEIGHTS"):
         EXTRACTORS.get(clip.NAME)(weights=None)
+
+
+def test_a_download_is_checked_against_openais_sha256(weights, tmp_path, monkeypatch):
+    """A file fetched from the URL (here the random tower, which is not OpenAI's file) is refused for its sha256
+    and nothing is left in the cache."""
+    assert clip.WEIGHTS.sha256 == clip.OPENAI_SHA256 and clip.OPENAI_SHA256 in clip.WEIGHTS.url
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENEVAL_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("GENEVAL_CLIP_URL", weights.as_uri())
+    with pytest.raises(GenevalInputError, match=f"expected {clip.OPENAI_SHA256[:12]}"):
+        EXTRACTORS.get(clip.NAME)(weights=None, progress=False)
+    assert not list((tmp_path / "cache").glob("weights/*"))

@@ -91,6 +91,21 @@ def test_cmmd_is_the_reference_estimator_on_features():
     assert spec.role == "cmmd" and not spec.higher_is_better and spec.reference_needs_features
 
 
+def test_blocks_bound_the_temporaries_and_change_nothing(monkeypatch):
+    """Blocks of BLOCK_ELEMENTS // N rows (here 7 to 9 rows, then 1 row, against 70 and 50): the reference
+    estimator to 1e-12; at N = 50,000 a [rows, N] temporary holds 2**23 values (64 MiB), not 2048 × 50,000 (0.8 GB)."""
+    import sys
+
+    module = sys.modules["geneval.metrics.cmmd"]  # the name geneval.metrics.cmmd is the function
+    assert module.BLOCK_ELEMENTS // 50_000 == 167 and module.BLOCK_ELEMENTS * 8 == 64 * 2**20
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(50, 8)), rng.normal(0.3, 1.2, size=(70, 8))
+    expected = distance_mmd(x, y)
+    for elements in (7 * 70, 1):
+        monkeypatch.setattr(module, "BLOCK_ELEMENTS", elements)
+        assert cmmd(x, y) == pytest.approx(expected, rel=1e-12)
+
+
 def test_features_and_cmmd_match_the_cmmd_repository(weights, images, monkeypatch, tmp_path):
     monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path))
     shallow = clip.visual_tower
@@ -145,3 +160,15 @@ def test_offline_download_error_names_the_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("GENEVAL_CLIP_URL", (tmp_path / "absent.pt").as_uri())
     with pytest.raises(GenevalInputError, match="GENEVAL_CLIP_WEIGHTS"):
         EXTRACTORS.get(clip.NAME)(weights=None)
+
+
+def test_a_download_is_checked_against_openais_sha256(weights, tmp_path, monkeypatch):
+    """A file fetched from the URL (here the random tower, which is not OpenAI's file) is refused for its sha256
+    and nothing is left in the cache."""
+    assert clip.WEIGHTS.sha256 == clip.OPENAI_SHA256 and clip.OPENAI_SHA256 in clip.WEIGHTS.url
+    monkeypatch.setenv("GENEVAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENEVAL_CLIP_WEIGHTS", raising=False)
+    monkeypatch.setenv("GENEVAL_CLIP_URL", weights.as_uri())
+    with pytest.raises(GenevalInputError, match=f"expected {clip.OPENAI_SHA256[:12]}"):
+        EXTRACTORS.get(clip.NAME)(weights=None, progress=False)
+    assert not list((tmp_path / "cache").glob("weights/*"))

@@ -48,10 +48,10 @@ def images(cifar10_npz):
         return np.ascontiguousarray(data["x_test"][: 2 * NUM].transpose(0, 3, 1, 2))
 
 
-def dgm_eval_features(path, images: np.ndarray) -> torch.Tensor:
+def dgm_eval_features(path, images: np.ndarray, arch: str = ARCH, **timm_kwargs) -> torch.Tensor:
     import torchvision.transforms as TF
 
-    model = timm.create_model(ARCH, pretrained=False, num_classes=0, img_size=518).eval()
+    model = timm.create_model(arch, pretrained=False, num_classes=0, img_size=518, **timm_kwargs).eval()
     state = torch.load(path, weights_only=True)
     state.pop("mask_token")
     model.load_state_dict(state)
@@ -165,3 +165,25 @@ def test_timm_layout_without_mask_token_loads_too(weights, tmp_path, images):
     a = EXTRACTORS.get(NAME)(weights=str(weights)).features(torch.from_numpy(images[:2]), ("cls",))["cls"]
     b = EXTRACTORS.get(NAME)(weights=str(tmp_path / "timm.pth")).features(torch.from_numpy(images[:2]), ("cls",))
     assert torch.equal(a, b["cls"])
+
+
+def test_vit_l14_matches_dgm_eval_on_a_shallow_tower(tmp_path, images, monkeypatch):
+    """``dinov2-vit-l14`` (width 1024, 16 heads, the ViT-L/14 hub layout with its 37×37 positions and mask token)
+    against the same re-implemented dgm-eval pipeline; for speed the tower has 2 of its 24 blocks (every other path
+    is the full model's), as tests/test_cmmd.py does for CLIP."""
+    from geneval.features import dinov2
+
+    arch, depth = "vit_large_patch14_dinov2", 2
+    model = randomise_(timm.create_model(arch, pretrained=False, num_classes=0, img_size=518, depth=depth), seed=1403)
+    path = tmp_path / "dinov2_vitl14_pretrain.pth"
+    torch.save({**model.state_dict(), "mask_token": torch.zeros(1, 1024)}, path)
+    monkeypatch.setattr(dinov2, "vit", lambda name: timm.create_model(dinov2.ARCHS[name][0], pretrained=False,
+                                                                      num_classes=0, img_size=224, depth=depth))
+    extractor = EXTRACTORS.get("dinov2-vit-l14")(weights=str(path))
+    assert extractor.info.layers == {"cls": 1024} and extractor.info.weights_sha256 == file_sha256(path)
+    ours = extractor.features(torch.from_numpy(images), ("cls",))["cls"]
+    theirs = dgm_eval_features(path, images, arch, depth=depth)
+    rel = float((ours - theirs).norm() / theirs.norm())
+    spread = float(theirs.std(0).norm() / theirs.mean(0).norm())
+    print(f"DINOv2 ViT-L/14 (2 blocks) features: relative norm diff {rel:.2e} (spread across images {spread:.2f})")
+    assert ours.shape == (2 * NUM, 1024) and rel <= 1e-5 and spread > 0.05

@@ -90,7 +90,8 @@ def test_a_source_with_another_model_fails_naming_the_key(source, tmp_path):
 
 def test_a_missing_source_and_a_staged_family_fail_at_the_start(tmp_path, mnist_npz):
     with pytest.raises(GenevalInputError, match=r"init_from .*nowhere.*no checkpoint.pt there"):
-        smoke(init_from=tmp_path / "nowhere")
+        train(SPEC, smoke(init_from=tmp_path / "nowhere"), out=tmp_path / "run", budget="smoke")
+    assert not (tmp_path / "run").exists()
     from trainers.vqvae.train import SPECS as VQ_SPECS, make_config as vq_config
 
     (tmp_path / "any").mkdir()

@@ -116,8 +116,6 @@ class LikelihoodTrainConfig:
             value = getattr(self, name)
             if value is not None and value < 2:
                 raise GenevalInputError(f"{name} must be ≥ 2 or none, got {value}")
-        if self.init_from and not (Path(self.init_from) / "checkpoint.pt").is_file():
-            raise GenevalInputError(f"init_from {self.init_from!r}: no checkpoint.pt there; expected a run folder")
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -225,7 +223,9 @@ def warm_start_source(spec: Spec, config) -> tuple[dict, dict]:
     its budget, steps and training time."""
     from geneval.weights import file_sha256
 
-    path = Path(config.init_from) / "checkpoint.pt"
+    path = Path(config.init_from) / "checkpoint.pt"  # relative: to the working directory, as --out is
+    if not path.is_file():
+        raise GenevalInputError(f"init_from {config.init_from!r}: no checkpoint.pt there; expected a run folder")
     state = load_checkpoint(path)
     source = state.get("config") or {}
     ours = run_config(spec, config, "")

@@ -325,12 +325,14 @@ def list_metrics(as_json):
       geneval score samples/ --ref fashion-mnist:train --metrics fid,precision,recall,intra_fid
     """
     from geneval.metrics import METRICS
+    from geneval.metrics.base import better_side
     from geneval.results import align_columns
 
     specs = [METRICS.get(name) for name in METRICS]
-    rows = [{"name": s.name, "label": s.label, "better": "higher" if s.higher_is_better else "lower",
-             "needs": ", ".join(need for need, flag in (("reference", s.needs_reference),
-                                                         ("labels", s.needs_labels)) if flag) or "-",
+    rows = [{"name": s.name, "label": s.label, "better": better_side(s.higher_is_better),
+             "needs": ", ".join(need for need, flag in (("reference", s.needs_reference), ("labels", s.needs_labels),
+                                                         ("heldout", s.needs_heldout), ("targets", s.needs_targets))
+                                if flag) or "-",
              "layer_role": s.role, "reference": s.reference,
              "params": {p.name: {"option": p.option, "type": p.type.__name__, "default": p.default, "help": p.help}
                         for p in s.params}} for s in specs]

@@ -6,6 +6,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from geneval.metrics.base import better_side
+
 
 @dataclass
 class Result:
@@ -15,7 +17,7 @@ class Result:
     label: str
     value: float
     std: float | None
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: no better side (MetricSpec)
     layer: str | None
     details: dict = field(default_factory=dict)
 
@@ -46,7 +48,7 @@ class Record:
         rows = [("metric", "value", "better", "n (gen / ref)")]
         for r in self.results:
             counts = f"{r.details.get('num_gen', '?')} / {r.details.get('num_ref', '-')}"
-            rows.append((r.label, r.formatted(), "higher" if r.higher_is_better else "lower", counts))
+            rows.append((r.label, r.formatted(), better_side(r.higher_is_better), counts))
         lines = align_columns(rows).splitlines()
         ext = self.provenance.get("extractor", {})
         lines.append("")

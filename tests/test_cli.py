@@ -191,6 +191,11 @@ def test_metrics_lists_every_registered_metric_with_its_direction(tmp_path):
     assert set(rows) == set(METRICS.names())
     assert rows["fid"]["better"] == "lower" and rows["is"]["better"] == "higher"
     assert "labels" in rows["intra_fid"]["needs"]
+    # what a user must pass besides the samples: fld and memorisation need --heldout, PSNR --targets
+    assert "heldout" in rows["fld"]["needs"] and "heldout" in rows["memorisation"]["needs"]
+    assert "targets" in rows["psnr"]["needs"]
+    # rarity has no better side: higher is rarer, which noise and blur raise too (Han et al. 2022, §4)
+    assert rows["rarity"]["better"] == "neither"
 
 
 def test_weights_for_the_pixels_extractor_is_one_line(tmp_path):

@@ -193,6 +193,22 @@ def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
     assert message in str(error.value)
 
 
+def test_a_finding_cannot_rank_rows_by_a_metric_with_no_better_side(tmp_path):
+    """Rarity rises for rarer samples and for noisy or blurred ones alike: a table may show it, with no arrow, but a
+    finding that calls one row better by it is refused at load, naming the line."""
+    from geneval.errors import GenevalInputError
+    from geneval.leaderboard.spec import load_spec
+
+    path = _bad_spec(tmp_path, "metrics = [\"fid\", \"kid\"]\nwhich", "metrics = [\"fid\", \"kid\", \"rarity\"]\nwhich")
+    assert load_spec(path).columns["metrics"] == ["fid", "kid", "rarity"]  # shown: fine
+    path.write_text(path.read_text().replace("metric = \"fid\"\n", "metric = \"rarity\"\n", 1))
+    with pytest.raises(GenevalInputError) as error:
+        load_spec(path)
+    line = _line_of(path, 'metric = "rarity"')
+    assert str(error.value).startswith(f"{path}:{line}: ")
+    assert "'rarity' has no better side" in str(error.value)
+
+
 # ----------------------------------------------------------------------------------- imports and verdicts
 
 def _smoke_copy(tmp_path: Path, extra_table_keys: str = "") -> Path:

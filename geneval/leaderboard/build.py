@@ -30,8 +30,10 @@ from geneval.leaderboard import records as rec
 from geneval.leaderboard.markdown import blocks, inline
 from geneval.leaderboard.runner import plan, records_path
 from geneval.leaderboard.spec import Spec, load_spec, metric_label
+from geneval.metrics.base import better_side
 
 # Labels of the keys every line has (records.py); a family labels its own switches and options.
+ARROWS = {True: " ↑", False: " ↓", None: ""}  # by higher_is_better; None: no better side (rarity)
 LABELS = {"params_m.total": "Params (M)", "iterations_k": "Itr ×10³", "model": "Model", "trainer": "Family"}
 
 
@@ -136,7 +138,7 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
              [labels.get(k, k) for k in spec.columns["flags"]]
     metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
     many = len(spec.columns["which"]) > 1
-    header += [labels.get(m, metric_label(m)[0]) + (f" ({w})" if many else "") + (" ↑" if metric_label(m)[1] else " ↓")
+    header += [labels.get(m, metric_label(m)[0]) + (f" ({w})" if many else "") + ARROWS[metric_label(m)[1]]
                for m, w in metric_columns]
     header += ["Seeds", "Collapsed"]
     cells, keys = [], []
@@ -437,7 +439,7 @@ def plots(spec: Spec, frame: pd.DataFrame) -> dict[str, bytes]:
             else:
                 ax.errorbar(positions, means, yerr=errs, fmt="o", capsize=3, label=which)
         label, higher_is_better = metric_label(metric)
-        title = label + (" (higher is better)" if higher_is_better else " (lower is better)")
+        title = label + ("" if higher_is_better is None else f" ({better_side(higher_is_better)} is better)")
         if vertical:
             ax.set_yticks(range(len(names)))
             ax.set_yticklabels(names, fontsize=8)

@@ -63,8 +63,8 @@ from pathlib import Path
 from geneval import family
 from geneval.errors import GenevalInputError
 
-def metric_label(name: str) -> tuple[str, bool]:
-    """``(column label, higher is better)`` of a table metric: the metric registry's, or the declaration of the
+def metric_label(name: str) -> tuple[str, bool | None]:
+    """``(column label, higher is better: True / False / None for no better side)`` of a table metric: the metric registry's, or the declaration of the
     family that records it — one place per metric."""
     from geneval.metrics import METRICS
 
@@ -296,6 +296,10 @@ def load_spec(path: str | Path) -> Spec:
         if raw["metric"] not in columns["metrics"]:
             raise lines.error(lines.key("metric", start=start),
                               f"finding metric {raw['metric']!r} is not in [columns] metrics {columns['metrics']}")
+        if metric_label(raw["metric"])[1] is None:
+            raise lines.error(lines.key("metric", start=start),
+                              f"finding metric {raw['metric']!r} has no better side (a property, not a quality): "
+                              "a finding cannot rank rows by it")
         expect = raw.get("expect", "better")
         if expect not in EXPECTATIONS:
             raise lines.error(lines.key("expect", start=start),

@@ -97,11 +97,18 @@ class MetricValue:
     details: dict = field(default_factory=dict)  # everything needed to reproduce it: seeds, sizes, k, ...
 
 
+def better_side(higher_is_better: bool | None) -> str:
+    """How a person reads a metric's direction: "higher", "lower" or "neither"."""
+    return "neither" if higher_is_better is None else "higher" if higher_is_better else "lower"
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # CLI name, e.g. "fid"
     label: str  # column header stem, e.g. "FID"; results show "FID (<extractor>)"
-    higher_is_better: bool
+    # True / False: which side is better; None: a property with no better side (rarity: higher is rarer, which
+    # noise and blur also raise) — tables show no arrow and no finding may rank rows by it
+    higher_is_better: bool | None
     needs_reference: bool
     reference_needs_features: bool  # False: reference Gaussian statistics are enough (a mu/sigma file works)
     compute: Callable[[MetricInputs], MetricValue]

@@ -90,7 +90,7 @@ def _score_rarity(inputs: MetricInputs) -> MetricValue:
 
 
 register_metric(MetricSpec(
-    "rarity", "Rarity", higher_is_better=True, needs_reference=True, reference_needs_features=True,
+    "rarity", "Rarity", higher_is_better=None, needs_reference=True, reference_needs_features=True,
     compute=_score_rarity, layer_role="prdc", params=(
         Param("rarity_k", int, DEFAULT_K, "Rarity score: k of the real k-NN balls.", min=1),),
     reference="Han et al. 2022 (hichoe95/Rarity-Score)",

@@ -280,6 +280,17 @@ def ball_membership(queries: Points, centres: Points, radii_sq: dict[str, np.nda
     around the query and the test is d(q_i, c_j) ≤ r_i, e.g. recall).
     """
     out = {name: BallCounts(np.zeros(queries.count, np.int64), np.zeros(centres.count, bool)) for name in rules}
+    for (qlo, clo), by_key in _classified_blocks(queries, centres, radii_sq, [key for key, _ in rules.values()]):
+        for name, (key, rule) in rules.items():
+            inside, pairs, d2_exact, r2_exact = by_key[key]
+            hits = RULES[rule](d2_exact, r2_exact)
+            _accumulate(out[name], inside, pairs[0][hits], pairs[1][hits], qlo, clo)
+    return out
+
+
+def _classified_blocks(queries: Points, centres: Points, radii_sq: dict[str, np.ndarray], keys):
+    """The one pass over query × centre blocks that ball tests share: per block, its corner ``(qlo, clo)`` and, per
+    radii key, ``_classify``'s certainly-inside pairs and ambiguous pairs (with float64 d² and r²)."""
     q_norms = torch.from_numpy(queries.sq_norms.astype(np.float32))
     c_norms = torch.from_numpy(centres.sq_norms.astype(np.float32))
     radii32 = {key: torch.from_numpy(r.astype(np.float32)) for key, r in radii_sq.items()}
@@ -292,14 +303,10 @@ def ball_membership(queries: Points, centres: Points, radii_sq: dict[str, np.nda
             chi = min(clo + centres.chunk, centres.count)
             d2 = _sq_block(q, centres.block(clo, chi), q_norms[qlo:qhi], c_norms[clo:chi])
             slack = (slack_q[qlo:qhi], slack_c[clo:chi])
-            by_key = {}
-            for key in dict.fromkeys(key for key, _ in rules.values()):
-                by_key[key] = _classify(queries, centres, d2, slack, radii32[key], radii_sq[key], key, qlo, qhi, clo, chi)
-            for name, (key, rule) in rules.items():
-                inside, pairs, d2_exact, r2_exact = by_key[key]
-                hits = RULES[rule](d2_exact, r2_exact)
-                _accumulate(out[name], inside, pairs[0][hits], pairs[1][hits], qlo, clo)
-    return out
+            by_key = {key: _classify(queries, centres, d2, slack, radii32[key], radii_sq[key], key, qlo, qhi, clo, chi)
+                      for key in dict.fromkeys(keys)}
+            del d2  # the block's distances are not needed by the consumer: free them before it allocates its own
+            yield (qlo, clo), by_key
 
 
 def _classify(queries, centres, d2, slack, r32, r64, key, qlo, qhi, clo, chi):
@@ -353,24 +360,12 @@ def smallest_ball(queries: Points, centres: Points, radii_sq: np.ndarray, rule: 
     if rule != "<":  # _classify's "certainly inside" is d² < r²; the other rules differ only on exact ties
         raise ValueError(f"smallest_ball supports the strict rule '<' only, got {rule!r}")
     best = np.full(queries.count, np.inf)
-    q_norms = torch.from_numpy(queries.sq_norms.astype(np.float32))
-    c_norms = torch.from_numpy(centres.sq_norms.astype(np.float32))
-    r32 = torch.from_numpy(radii_sq.astype(np.float32))
     r64 = torch.from_numpy(np.asarray(radii_sq, dtype=np.float64))
-    slack_q = torch.from_numpy(queries.slack.astype(np.float32))
-    slack_c = torch.from_numpy(centres.slack.astype(np.float32))
-    for qlo in range(0, queries.count, queries.chunk):
-        qhi = min(qlo + queries.chunk, queries.count)
-        q = queries.block(qlo, qhi)
-        for clo in range(0, centres.count, centres.chunk):
-            chi = min(clo + centres.chunk, centres.count)
-            d2 = _sq_block(q, centres.block(clo, chi), q_norms[qlo:qhi], c_norms[clo:chi])
-            inside, (qi, cj), d2_exact, r2_exact = _classify(
-                queries, centres, d2, (slack_q[qlo:qhi], slack_c[clo:chi]), r32, radii_sq, "centre", qlo, qhi, clo,
-                chi)
-            del d2
-            block_min = torch.where(inside, r64[None, clo:chi], torch.tensor(np.inf, dtype=torch.float64)).amin(1)
-            np.minimum(best[qlo:qhi], block_min.numpy(), out=best[qlo:qhi])
-            hits = RULES[rule](d2_exact, r2_exact)
-            np.minimum.at(best, qlo + qi[hits], r2_exact[hits])
+    for (qlo, clo), by_key in _classified_blocks(queries, centres, {"centre": radii_sq}, ["centre"]):
+        inside, (qi, cj), d2_exact, r2_exact = by_key["centre"]
+        block_min = torch.where(inside, r64[None, clo:clo + inside.shape[1]],
+                                torch.tensor(np.inf, dtype=torch.float64)).amin(1)
+        np.minimum(best[qlo:qlo + len(block_min)], block_min.numpy(), out=best[qlo:qlo + len(block_min)])
+        hits = RULES[rule](d2_exact, r2_exact)
+        np.minimum.at(best, qlo + qi[hits], r2_exact[hits])
     return best

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -186,6 +187,52 @@ def score(samples, ref, metric_names, features, mode, weights, batch_size, no_ca
     click.echo(record.to_json() if as_json else record.table())  # shown even if writing -o fails below
     if out:
         _write_output(out, lambda: write_text_atomic(out, record.to_json() + "\n"))
+
+
+@main.command("prd-plot")
+@click.argument("curves", nargs=-1, required=True, metavar="CURVE.npz...")
+@click.option("-o", "--out", metavar="PNG", required=True, help="The plot to write (.png).")
+@click.option("--labels", metavar="LIST", default=None,
+              help="Comma-separated legend labels, one per curve (default: each curve's folder name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the curves' summaries as JSON.")
+def prd_plot(curves, out, labels, as_json):
+    """Draw the PRD curves of several scored models on one PNG (Sajjadi et al. 2018, Fig. 1 style).
+
+    Each CURVE is the prd_curve.npz that `geneval score --metrics prd_f8 --out-dir DIR` writes. The models'
+    F8 / F1/8 go to stdout; curves clustered with different settings are drawn but flagged on stderr.
+
+    \b
+    Examples:
+      geneval score dcgan.npz --ref fashion-mnist:test --metrics prd_f8,prd_f1_8 --out-dir out/dcgan
+      geneval score vae.npz --ref fashion-mnist:test --metrics prd_f8,prd_f1_8 --out-dir out/vae
+      geneval prd-plot out/dcgan/prd_curve.npz out/vae/prd_curve.npz --labels DCGAN,VAE -o prd.png
+    """
+    from geneval.metrics.prd import load_prd_curve, plot_prd
+    from geneval.results import align_columns
+
+    names = [n.strip() for n in labels.split(",")] if labels is not None else [Path(c).parent.name or c for c in curves]
+    if len(names) != len(curves):
+        raise GenevalInputError(f"--labels has {len(names)} labels for {len(curves)} curves; expected one per curve")
+    if len(set(names)) != len(names) or "" in names:
+        raise GenevalInputError(f"--labels {', '.join(map(repr, names))}: expected distinct, non-empty labels "
+                                "(the default, folder names, repeat: pass --labels)")
+    if Path(out).suffix.lower() != ".png":
+        raise GenevalInputError(f"-o {out}: expected a .png path")
+    loaded = {name: load_prd_curve(path) for name, path in zip(names, curves)}  # every file checked before drawing
+    settings = {name: (c.num_clusters, c.num_runs, c.num_used, len(c.precision)) for name, c in loaded.items()}
+    if len(set(settings.values())) > 1:
+        listed = "; ".join(f"{n}: {s[0]} clusters, {s[1]} runs, {s[2]} samples, {s[3]} angles" for n, s in settings.items())
+        click.echo(f"warning: the curves were computed with different settings ({listed}); "
+                   "their shapes compare only roughly", err=True)
+    _write_output(out, lambda: plot_prd(loaded, out))
+    rows = [{"label": n, "f8": c.f_beta, "f1_8": c.f_beta_inv, "num_used": c.num_used, "num_clusters": c.num_clusters,
+             "curve": str(path)} for (n, c), path in zip(loaded.items(), curves)]
+    if as_json:
+        click.echo(json.dumps({"out": out, "curves": rows}, indent=2))
+        return
+    cells = [("model", "F8 (recall)", "F1/8 (precision)", "samples", "curve")]
+    cells += [(r["label"], f"{r['f8']:.4f}", f"{r['f1_8']:.4f}", str(r["num_used"]), r["curve"]) for r in rows]
+    click.echo(align_columns(cells))
 
 
 @main.command()

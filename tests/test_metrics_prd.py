@@ -12,7 +12,7 @@ import pytest
 
 from geneval import plot_prd, prd
 from geneval.errors import GenevalInputError
-from geneval.metrics.prd import cluster_histograms, f_beta_max, prd_curve
+from geneval.metrics.prd import cluster_histograms, f_beta_max, load_prd_curve, prd_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,6 +139,32 @@ def test_cli(tmp_path):
     assert rows["prd_f8"]["details"]["beta"] == 8 and rows["prd_f1_8"]["details"]["beta"] == 1 / 8
     assert rows["prd_f8"]["details"]["ci_low"] <= rows["prd_f8"]["details"]["ci_high"]
     assert (tmp_path / "out" / "prd_curve.png").read_bytes()[:4] == b"\x89PNG"
+    saved = load_prd_curve(tmp_path / "out" / "prd_curve.npz")  # the point estimate's curve, not a resample's
+    assert saved.f_beta == expected.f_beta and np.array_equal(saved.recall, expected.recall)
+
+    # several models on one plot: a second model scored the same way, then `geneval prd-plot`
+    np.savez(tmp_path / "gen2.npz", x=_images(2, 60, shift=80))
+    subprocess.run([sys.executable, "-m", "geneval", "score", str(tmp_path / "gen2.npz"), "--ref",
+                    str(tmp_path / "ref.npz"), "--features", "pixels", "--metrics", "prd_f8", "--prd-runs", "3",
+                    "--prd-clusters", "5", "--seed", "7", "--out-dir", str(tmp_path / "out2"), "-q", "--no-cache"],
+                   check=True, capture_output=True, text=True, env=env)
+    curves = [str(tmp_path / d / "prd_curve.npz") for d in ("out", "out2")]
+    plotted = subprocess.run([sys.executable, "-m", "geneval", "prd-plot", *curves, "--labels", "near,far", "-o",
+                              str(tmp_path / "both.png"), "--json"], capture_output=True, text=True, env=env)
+    assert plotted.returncode == 0 and plotted.stderr == "", plotted.stderr
+    rows = {r["label"]: r for r in json.loads(plotted.stdout)["curves"]}
+    far = prd(to_features(_images(2, 60, shift=80)), to_features(ref), num_clusters=5, num_runs=3, seed=7)
+    assert rows["near"]["f8"] == expected.f_beta and rows["far"]["f8"] == far.f_beta
+    assert rows["far"]["f8"] < rows["near"]["f8"]  # shifted further from the reference: less recall
+    assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a file that is not a curve, and labels that do not match the curves: one line each, nothing written
+    for args, needle in (([str(tmp_path / "gen.npz")], "gen.npz: no precision, recall"),
+                         ([*curves, "--labels", "one"], "--labels has 1 labels for 2 curves")):
+        bad = subprocess.run([sys.executable, "-m", "geneval", "prd-plot", *args, "-o", str(tmp_path / "bad.png")],
+                             capture_output=True, text=True, env=env)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr and needle in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad.png").exists()
 
 
 # The single-matrix k-means that geneval.metrics.kmeans replaced (it built the float64 union: ≈ 5 GB at 50k × 50k ×

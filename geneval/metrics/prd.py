@@ -30,12 +30,14 @@ at 50,000 × 50,000 float32 features of dimension 2048, 1.53 GiB peak RSS for th
 included (benchmarks/bench_post_fid_memory.py), where the union and its float64 copies took ≈ 5 GB.
 
 ``plot_prd`` draws the curves of several models on one PNG (``geneval score --out-dir DIR`` writes
-``DIR/prd_curve.png`` for the scored model).
+``DIR/prd_curve.png`` for the scored model and the curve itself, ``DIR/prd_curve.npz``, which ``geneval prd-plot``
+reads to draw several models together, as the reference's ``prd_from_image_folders.py`` does).
 """
 
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -164,6 +166,43 @@ def plot_prd(curves: Mapping[str, PRDCurve | tuple[np.ndarray, np.ndarray]], pat
     return write_bytes_atomic(path, buffer.getvalue())
 
 
+_CURVE_ARRAYS = ("precision", "recall")
+_CURVE_SCALARS = {"f_beta": float, "f_beta_inv": float, "num_clusters": int, "num_runs": int, "num_used": int,
+                  "seed": int}
+
+
+def save_prd_curve(curve: PRDCurve, path) -> Path:
+    """Write ``curve`` as a plain .npz (arrays and scalars, no pickles), atomically."""
+    from geneval.atomic import write_bytes_atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: getattr(curve, name) for name in (*_CURVE_ARRAYS, *_CURVE_SCALARS)})
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_prd_curve(path) -> PRDCurve:
+    """A curve written by ``save_prd_curve`` (``geneval score --metrics prd_f8 --out-dir DIR``: DIR/prd_curve.npz),
+    checked: one line naming the file and what was expected otherwise. Nothing in it can run code."""
+    expected = "a PRD curve .npz as `geneval score --metrics prd_f8 --out-dir DIR` writes (DIR/prd_curve.npz)"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in (*_CURVE_ARRAYS, *_CURVE_SCALARS) if k not in data.files]
+            if missing:
+                raise GenevalInputError(f"{path}: no {', '.join(missing)}; expected {expected}")
+            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in _CURVE_ARRAYS}
+            scalars = {k: kind(data[k].item()) if data[k].shape == () else None for k, kind in _CURVE_SCALARS.items()}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # not a file, not a zip, a pickled array
+        raise GenevalInputError(f"{path}: cannot read it ({error}); expected {expected}") from None
+    precision, recall = arrays["precision"], arrays["recall"]
+    if precision.ndim != 1 or precision.shape != recall.shape or len(precision) < 3 or None in scalars.values():
+        raise GenevalInputError(f"{path}: precision and recall must be 1-D of one length ≥ 3 and the summary values "
+                                f"scalars; expected {expected}")
+    if not (np.isfinite(precision).all() and np.isfinite(recall).all()) or \
+            min(precision.min(), recall.min()) < 0 or max(precision.max(), recall.max()) > 1:
+        raise GenevalInputError(f"{path}: precision and recall must lie in [0, 1]; expected {expected}")
+    return PRDCurve(precision, recall, **scalars)
+
+
 # ------------------------------------------------------------------------------------------- registry
 
 PARAMS = (
@@ -181,7 +220,8 @@ def _score(inputs: MetricInputs) -> PRDCurve:
         curve = prd(inputs.gen_features(), inputs.ref_features(), num_clusters=clusters, num_angles=angles,
                     num_runs=runs, seed=seed)
         out_dir = getattr(inputs.options, "out_dir", None)
-        if out_dir is not None:
+        if out_dir is not None:  # the curve itself too, so that `geneval prd-plot` can draw several models on one plot
+            save_prd_curve(curve, Path(out_dir) / "prd_curve.npz")
             plot_prd({"generated": curve}, Path(out_dir) / "prd_curve.png")
         return curve
 

@@ -25,9 +25,10 @@ which pixels each activation depends on, at resolution level s (rows and columns
 
 So when pixel (i, j) is drawn, everything it reads is final, and nothing computed ever changes: sampling costs
 one forward pass per image in all. Since no kernel is taller than two rows, each cached map keeps only its rows
-r − 1 and r (``TwoRows``). The mixture parameters of (i, j) are the network's up to float32 summation order
-(~1e-6; float64 ~1e-14: tests/test_fast_sampling.py), and the pixel is drawn by ``PixelCNNpp.draw_pixel`` from
-the same uniforms as the naive sampler, so the drawn values are equal.
+r − 1 and r (``TwoRows``). The mixture parameters of (i, j) are the network's up to the float32 rounding of
+sums taken in another order (~1e-7 of the parameters' size in the tests; float64 ~1e-14:
+tests/test_fast_sampling.py), and the pixel is drawn by ``PixelCNNpp.draw_pixel`` from the same uniforms as the
+naive sampler, so the drawn values are equal unless a uniform falls within that rounding of a CDF step.
 """
 
 from __future__ import annotations
@@ -206,7 +207,11 @@ class CachedNetwork:
         self.up_u, self.down_u = [None] * 3, [None] * 3
         self.up_ul = [None] * 3
         self.down_ul = [zeros(b, f, widths[s]) for s in range(3)]
-        self.levels_at = lambda i: [s for s in range(3) if i % (1 << s) == 0]  # the levels whose row begins at i
+
+    @staticmethod
+    def levels_at(i: int) -> list[int]:
+        """The levels whose row begins at image row (or column) i: those s for which 2^s divides i."""
+        return [s for s in range(3) if i % (1 << s) == 0]
 
     def start_row(self, i: int) -> None:
         """Image row i begins: advance the buffers of the levels whose row begins here, and compute the whole
@@ -258,7 +263,7 @@ class CachedNetwork:
         """The ul stream at (i, j) (and at (i >> s, j >> s) of the levels s for which both are multiples of 2^s),
         then the mixture parameters of pixel (i, j) ``[B, P]``."""
         model = self.model
-        levels = [s for s in self.levels_at(i) if j % (1 << s) == 0]
+        levels = [s for s in self.levels_at(i) if s in self.levels_at(j)]
         for s in levels:  # up pass
             col = j >> s
             if s == 0:

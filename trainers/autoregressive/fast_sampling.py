@@ -6,7 +6,8 @@ depends only on layer l−1 at positions ≤ p in raster order (mask B; mask A o
 about to be drawn, every layer's activation at p can be computed from activations already cached, and nothing
 computed earlier ever changes. Sampling then costs one forward pass per image in total, done one position at a
 time with the whole batch in each small matrix product — the idea of "Fast PixelCNN++" (Ramachandran et al.
-2017, github.com/PrajitR/fast-pixel-cnn), written here for this package's two architectures:
+2017, github.com/PrajitR/fast-pixel-cnn), written here for two of this package's architectures (the others:
+Row LSTM / Diagonal BiLSTM in fast_sampling_rnn.py, PixelCNN++ in fast_sampling_pp.py):
 
     PixelCNN        per pixel p: first (mask A 7×7) at p → per block: m_b(p) = relu(reduce(relu(h(p)))),
                     h(p) += expand(relu(conv3×3_B(m_b) at p)) → the 1×1 output layers → draw x(p).

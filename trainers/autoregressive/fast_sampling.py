@@ -6,7 +6,8 @@ depends only on layer l−1 at positions ≤ p in raster order (mask B; mask A o
 about to be drawn, every layer's activation at p can be computed from activations already cached, and nothing
 computed earlier ever changes. Sampling then costs one forward pass per image in total, done one position at a
 time with the whole batch in each small matrix product — the idea of "Fast PixelCNN++" (Ramachandran et al.
-2017, github.com/PrajitR/fast-pixel-cnn), written here for this package's two architectures:
+2017, github.com/PrajitR/fast-pixel-cnn), written here for two of this package's architectures (the others:
+Row LSTM / Diagonal BiLSTM in fast_sampling_rnn.py, PixelCNN++ in fast_sampling_pp.py):
 
     PixelCNN        per pixel p: first (mask A 7×7) at p → per block: m_b(p) = relu(reduce(relu(h(p)))),
                     h(p) += expand(relu(conv3×3_B(m_b) at p)) → the 1×1 output layers → draw x(p).
@@ -57,16 +58,19 @@ def sample_gated(model: GatedPixelCNN, num: int, *, seed: int, first: int = 0, l
     return _batched(_gated_batch, model, num, seed=seed, first=first, labels=labels)
 
 
-def _batched(fn, model, num: int, *, seed: int, first: int, labels) -> torch.Tensor:
-    """Batches of at most BATCH samples on the model's device; uint8 (or int64) on the CPU."""
+def _batched(fn, model, num: int, *, seed: int, first: int, labels, depth: int | None = None) -> torch.Tensor:
+    """Batches of at most BATCH samples on the model's device; uint8 (or int64) on the CPU. ``fn`` gets the
+    batch's uniforms ``[B, depth, H, W]``: ``depth`` per pixel (default C, one per channel; PixelCNN++ draws C + 1),
+    sample k's from ``(seed, first + k)`` as ``sample_uniforms`` makes them for the whole count at once."""
     c, h, w = model.shape
+    depth = c if depth is None else depth
     device = module_device(model)
     out = [torch.zeros(0, c, h, w, dtype=value_dtype(model.levels))]
     for start in range(0, num, BATCH):
         stop = min(num, start + BATCH)
-        u = sample_uniforms(stop - start, model.num_dims, seed=seed, first=first + start, device=device)
+        u = sample_uniforms(stop - start, depth * h * w, seed=seed, first=first + start, device=device)
         batch_labels = None if labels is None else torch.as_tensor(labels)[start:stop].to(device)
-        out.append(fn(model, u.view(-1, c, h, w), batch_labels).cpu())
+        out.append(fn(model, u.view(-1, depth, h, w), batch_labels).cpu())
     return torch.cat(out)
 
 

@@ -1,6 +1,9 @@
 """PixelCNN++ (Salimans, Karpathy, Chen & Kingma 2017), read top to bottom: the discretised logistic mixture
-likelihood, the shifted convolutions, the gated ResNet block, the two-stream down/up-sampling network, and a
-sampler that draws one pixel per full forward pass from per-sample uniforms.
+likelihood, the shifted convolutions, the gated ResNet block, the two-stream down/up-sampling network, and the
+samplers: ``sample`` computes every activation once, at its position, as the pixels it reads are drawn
+(trainers/autoregressive/fast_sampling_pp.py, after Ramachandran et al. 2017, "Fast PixelCNN++"),
+``sample_uncached`` runs a forward pass per pixel (the reference); both draw each pixel from the sample's own
+uniforms (``PixelCNNpp.draw_pixel``), so they draw the same values.
 
 Reference implementation: openai/pixel-cnn, ``pixel_cnn_pp/nn.py`` (``discretized_mix_logistic_loss``,
 ``sample_from_discretized_mix_logistic``, ``down_shifted_conv2d`` …, ``gated_resnet``) and ``pixel_cnn_pp/model.py``
@@ -217,8 +220,9 @@ class PixelCNNpp(Autoregressive):
     channels of pixel (i, j) are then ordered by the likelihood's coefficients. Height and width must be
     divisible by 4 (28 → 14 → 7, 32 → 16 → 8)."""
 
-    sampling_note = ("a full forward pass per pixel (on the rows above, rounded up to a multiple of 4), then the "
-                     "pixel's channels from one mixture component (inverse CDF)")
+    sampling_note = ("cached: every activation computed once, at its position, when the pixels it reads are drawn "
+                     "(fast_sampling_pp.py, after Fast PixelCNN++), then the pixel's channels from one mixture "
+                     "component (inverse CDF)")
 
     def __init__(self, *, shape, levels: int, filters: int = 160, nr_resnet: int = 5, num_mix: int = 10,
                  dropout: float = 0.5, num_classes: int = 0):
@@ -295,14 +299,20 @@ class PixelCNNpp(Autoregressive):
         return channel_conditional_log_probs(self.params(xs, labels), self.scaled(x), num_mix=self.num_mix,
                                              levels=self.levels, context=xs)
 
-    @torch.inference_mode()
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
-        """Pixel by pixel: one full forward pass (over rows 0 … i rounded up to a multiple of 4: no layer reads a
-        row below its output row, so the cropped image gives row i the same parameters, up to float32 rounding
-        of convolutions summed in another order), then, from the sample's own uniforms (C + 1 per pixel), the
-        mixture component (inverse CDF of π; nn.py draws it with Gumbel noise) and each channel in order from
-        that component's discretised logistic over the ``levels`` values, its mean moved by the channels drawn
-        before it."""
+        """Cached (trainers/autoregressive/fast_sampling_pp.py): every activation computed once, at its position,
+        when the pixels it reads are drawn; the same values as ``sample_uncached`` for the same seed."""
+        from trainers.autoregressive.fast_sampling_pp import sample_pixelcnnpp
+
+        if self.conditional and labels is None:
+            raise ValueError("a class-conditional PixelCNN++ needs labels")
+        return sample_pixelcnnpp(self, num, seed=seed, first=first, labels=labels)
+
+    @torch.inference_mode()
+    def sample_uncached(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
+        """The reference sampler, pixel by pixel: one full forward pass (over rows 0 … i rounded up to a multiple
+        of 4: no layer reads a row below its output row, so the cropped image gives row i the same parameters, up
+        to float32 rounding of convolutions summed in another order), then ``draw_pixel``."""
         c, h, w = self.shape
         if self.conditional and labels is None:
             raise ValueError("a class-conditional PixelCNN++ needs labels")
@@ -312,20 +322,32 @@ class PixelCNNpp(Autoregressive):
         x = torch.zeros(num, c, h, w, dtype=value_dtype(self.levels), device=device)
         if num == 0:
             return x.cpu()
-        values = torch.linspace(-1.0, 1.0, self.levels, device=device)  # the bins' centres, scaled
-        index = torch.arange(num, device=device)
         for i in range(h):
             rows = min(h, 4 * (i // 4 + 1))  # output row i reads rows ≤ i only: run on the rows above, to a multiple of 4
             for j in range(w):
                 params = self.params(self.scaled(x[:, :, :rows]), labels)
-                logits, means, log_scales, coeffs = split_params(params[..., i:i + 1, j:j + 1], c, self.num_mix)
-                k = draw(logits[:, :, 0, 0], u[:, 0, i, j]).long() if self.num_mix > 1 else \
-                    torch.zeros(num, dtype=torch.long, device=device)
-                pixel = torch.zeros(num, c, 1, 1, device=device)
-                for ch in range(c):
-                    mean = channel_means(means, coeffs, pixel)[index, ch, k, 0, 0]  # [B]
-                    log_scale = log_scales[index, ch, k, 0, 0]
-                    lp = logistic_bin_log_prob(values[None], mean[:, None], log_scale[:, None], levels=self.levels)
-                    x[:, ch, i, j] = draw(lp, u[:, ch + 1, i, j]).to(x.dtype)
-                    pixel[:, ch] = self.scaled(x[:, ch:ch + 1, i, j])[:, :, None]
+                x[:, :, i, j] = self.draw_pixel(params[:, :, i, j], u[:, :, i, j])
         return x.cpu()
+
+    def draw_pixel(self, params: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One pixel's values ``[B, C]`` from its mixture parameters ``[B, P]`` and its own C + 1 uniforms
+        ``[B, C + 1]``: the mixture component (inverse CDF of π with u[:, 0]; nn.py draws it with Gumbel noise),
+        then each channel c in order from that component's discretised logistic over the ``levels`` values
+        (inverse CDF with u[:, 1 + c]), its mean moved by the channels drawn before it. Shared by both samplers,
+        so they draw alike."""
+        num, c = len(params), self.shape[0]
+        device = params.device
+        values = torch.linspace(-1.0, 1.0, self.levels, device=device)  # the bins' centres, scaled
+        index = torch.arange(num, device=device)
+        logits, means, log_scales, coeffs = split_params(params[:, :, None, None], c, self.num_mix)
+        k = draw(logits[:, :, 0, 0], u[:, 0]).long() if self.num_mix > 1 else \
+            torch.zeros(num, dtype=torch.long, device=device)
+        out = torch.zeros(num, c, dtype=value_dtype(self.levels), device=device)
+        pixel = torch.zeros(num, c, 1, 1, device=device)  # the drawn channels, scaled: what the later means read
+        for ch in range(c):
+            mean = channel_means(means, coeffs, pixel)[index, ch, k, 0, 0]  # [B]
+            log_scale = log_scales[index, ch, k, 0, 0]
+            lp = logistic_bin_log_prob(values[None], mean[:, None], log_scale[:, None], levels=self.levels)
+            out[:, ch] = draw(lp, u[:, ch + 1]).to(out.dtype)
+            pixel[:, ch] = self.scaled(out[:, ch:ch + 1])[:, :, None]
+        return out

@@ -21,7 +21,9 @@ convolutions that read the current pixel are masked so that group c reads input 
 layer: R sees no channel of its pixel, G sees R, B sees R and G) or ≤ c (mask B, every later layer); positions
 strictly before the pixel are read in full. The state-to-state convolutions read only earlier pixels (the row
 above; the pixels to the left and above) and stay unmasked, and the LSTM's elementwise updates keep each unit in
-its group. Sampling then draws channel by channel, one forward pass each. Gates follow the paper's eq. 3: [o, f, i, g] = [σ, σ, σ, tanh](K^ss ⊛ h_{i−1} + K^is ⊛ x_i), c_i = f ⊙ c_{i−1} +
+its group. Sampling then draws channel by channel; ``PixelRNN.sample`` computes each state once, at its position,
+as soon as the pixels it reads are drawn (trainers/autoregressive/fast_sampling_rnn.py), ``sample_uncached`` runs
+a forward pass per channel (the reference). Gates follow the paper's eq. 3: [o, f, i, g] = [σ, σ, σ, tanh](K^ss ⊛ h_{i−1} + K^is ⊛ x_i), c_i = f ⊙ c_{i−1} +
 i ⊙ g, h_i = o ⊙ tanh(c_i).
 """
 
@@ -149,7 +151,8 @@ class PixelRNN(Autoregressive):
     ``hidden`` units. The paper's binarised-MNIST model: 7 Diagonal BiLSTM layers, h = 16 (CIFAR-10: 12 layers,
     h = 128)."""
 
-    sampling_note = "a forward pass over rows ≤ i for every channel of every pixel of row i (rows below cannot change it)"
+    sampling_note = ("cached: per pixel (per channel for colour) one LSTM step per layer at that position, reading the "
+                     "states of earlier pixels, each computed once (fast_sampling_rnn.py)")
 
     def __init__(self, *, shape, levels: int, layer: str = "diagonal", hidden: int = 16, num_layers: int = 7,
                  out_channels: int = 256, kernel: int = 3):
@@ -178,10 +181,18 @@ class PixelRNN(Autoregressive):
     def logits(self, x, labels=None):
         return self.network(self.scaled(x))
 
-    @torch.inference_mode()
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
-        """Raster order; row i's logits are computed from rows 0 … i only (every layer reads rows at or above its
-        output row), which halves the work of ``sample_uncached`` and draws the same values."""
+        """Cached (trainers/autoregressive/fast_sampling_rnn.py): each LSTM state computed once, at its position,
+        when the pixels it reads are drawn; the same values as ``sample_uncached`` for the same seed."""
+        from trainers.autoregressive.fast_sampling_rnn import sample_pixelrnn
+
+        return sample_pixelrnn(self, num, seed=seed, first=first)
+
+    @torch.inference_mode()
+    def sample_uncached(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
+        """The reference sampler: raster order, a forward pass per channel of every pixel; row i's logits are
+        computed from rows 0 … i only (every layer reads rows at or above its output row), half the work of the
+        whole-image pass (``Autoregressive.sample_uncached``) for the same values."""
         c, h, w = self.shape
         device = module_device(self)
         u = sample_uniforms(num, self.num_dims, seed=seed, first=first, device=device).view(num, c, h, w)

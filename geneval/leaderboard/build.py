@@ -134,6 +134,8 @@ def fmt(value, *, digits: int | None = None) -> str:
 def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]], list[list[float | None]]]:
     """Header, cell strings and sort keys of the rendered table."""
     labels = column_labels(spec)
+    whole = {o.name for name in dict.fromkeys(r.trainer for r in spec.rows) for o in family.get(name).eval_options
+             if o.type is int}  # integer options: a column with empty cells holds them as floats
     header = ["Row"] + [labels.get(k, k) for k in spec.columns["show"]] + \
              [labels.get(k, k) for k in spec.columns["flags"]]
     metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
@@ -148,7 +150,8 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
         for key in spec.columns["show"]:
             value = r[key]
             # parameters in millions to 3 decimals; seconds and step numbers whole
-            digits = 3 if key.startswith("params_m") else 0 if key.endswith(("_s", "_step", "steps")) else None
+            digits = 3 if key.startswith("params_m") else 0 if key.endswith(("_s", "_step", "steps")) or key in whole \
+                else None
             row_cells.append(fmt(value, digits=digits)
                              if isinstance(value, float) else ("–" if value is None else str(value)))
             row_keys.append(value if isinstance(value, (int, float)) and not isinstance(value, bool) else None)

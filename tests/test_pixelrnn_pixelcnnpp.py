@@ -282,3 +282,24 @@ def test_published_values_and_bad_configs():
     for model, budget, dataset in itertools.product(("pixelcnnpp", "row-lstm", "diagonal-bilstm"),
                                                     ("smoke", "small", "paper"), ("binarized-mnist", "cifar10")):
         make_config(model, budget=budget, dataset=dataset, overrides={})
+
+
+def test_class_grid_puts_one_class_per_row(tmp_path, mnist_npz):
+    """The class-conditional figure: row c of the grid is drawn with label c (the same images as the model's own
+    sampler gives for those indexes and labels); an unconditional run is refused in one line."""
+    from trainers.autoregressive.class_grid import class_rows
+    from trainers.autoregressive.train import load_likelihood_model
+
+    base = ["train", "pixelcnnpp", "--dataset", "mnist", "--budget", "smoke"]
+    geneval_run(base + ["--set", "conditional=true", "--out", str(tmp_path / "cond")])
+    images, classes = class_rows(tmp_path / "cond", per_class=2, seed=3)
+    assert images.shape == (20, 1, 28, 28) and images.dtype == torch.uint8 and len(classes) == 10
+    model = load_likelihood_model(load_checkpoint(tmp_path / "cond" / "checkpoint.pt")).model
+    with torch.inference_mode():
+        row_of_class_2 = model.sample(2, seed=3, first=4, labels=torch.tensor([2, 2]))
+        as_class_5 = model.sample(2, seed=3, first=4, labels=torch.tensor([5, 5]))
+    assert torch.equal(images[4:6], row_of_class_2.to(torch.uint8))
+    assert not torch.equal(row_of_class_2, as_class_5)  # the label changes the draw: rows differ by class
+    geneval_run(base + ["--out", str(tmp_path / "plain")])
+    with pytest.raises(GenevalInputError, match="not class-conditional"):
+        class_rows(tmp_path / "plain", per_class=1, seed=0)

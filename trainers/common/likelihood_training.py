@@ -409,6 +409,16 @@ def score_samples(samples_uint8: torch.Tensor, config, data: TrainingData) -> tu
     return scores, protocol
 
 
+def likelihood_metrics(result, kind: str) -> dict:
+    """The record's ``test_nats`` / ``test_bits_per_dim`` entries of a ``geneval.likelihood`` result."""
+    return {
+        "test_nats": {"value": result.nats, "std": result.nats_std_err, "label": f"test NLL, nats ({kind})",
+                      "higher_is_better": False},
+        "test_bits_per_dim": {"value": result.bits_per_dim, "std": result.bits_per_dim_std_err,
+                              "label": f"test bits/dim ({kind})", "higher_is_better": False},
+    }
+
+
 def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, budget: str, steps: int,
                  train_wall_time_s: float, compute: dict | None = None, init_from: dict | None = None) -> dict:
     """The test likelihood and the samples (on the model's device), the family's extra metrics and pictures (on a
@@ -421,12 +431,7 @@ def evaluate_run(spec: Spec, model, config, data: TrainingData, run: RunDir, *, 
     adapter = LikelihoodAdapter(model, kind=kind, convention=data.convention, conditional=conditional)
     result = evaluate(adapter, data.test_split, num=config.eval_num, batch_size=config.eval_batch_size)
     log.info("%s %s: %s", spec.model, data.name, result.line())
-    metrics = {
-        "test_nats": {"value": result.nats, "std": result.nats_std_err, "label": f"test NLL, nats ({kind})",
-                      "higher_is_better": False},
-        "test_bits_per_dim": {"value": result.bits_per_dim, "std": result.bits_per_dim_std_err,
-                              "label": f"test bits/dim ({kind})", "higher_is_better": False},
-    }
+    metrics = likelihood_metrics(result, kind)
     if spec.extra_metrics is not None:
         with torch.inference_mode():
             metrics.update(spec.extra_metrics(on_cpu, config, data))

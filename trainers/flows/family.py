@@ -64,15 +64,13 @@ class FlowsFamily(LikelihoodFamily):
         """``test_nats`` / ``test_bits_per_dim`` of the run's final weights over its test split (``eval_num``),
         as the record's likelihood metrics are, but from K draws of u per image."""
         from geneval.likelihood import evaluate
+        from trainers.common.likelihood_training import likelihood_metrics
 
         adapter = self.likelihood_model(run_dir)
         kind = f"iwae-{k}"
         result = evaluate(_ImportanceWeighted(adapter, k, kind), adapter.default_split, num=config.eval_num,
                           batch_size=config.eval_batch_size)
-        return {"test_nats": {"value": result.nats, "std": result.nats_std_err, "label": f"test NLL, nats ({kind})",
-                              "higher_is_better": False},
-                "test_bits_per_dim": {"value": result.bits_per_dim, "std": result.bits_per_dim_std_err,
-                                      "label": f"test bits/dim ({kind})", "higher_is_better": False}}
+        return likelihood_metrics(result, kind)
 
     def resolve(self, *, preset: str, budget: str, dataset: str, overrides: dict, seed: int):
         self.spec(preset)

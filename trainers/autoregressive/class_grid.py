@@ -49,7 +49,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.per_class < 1:
         raise SystemExit(f"--per-class {args.per_class}: expected ≥ 1")
-    images, classes = class_rows(args.run, per_class=args.per_class, seed=args.seed)
+    try:
+        images, classes = class_rows(args.run, per_class=args.per_class, seed=args.seed)
+    except GenevalInputError as error:  # a wrong folder or an unconditional run: one line, not a traceback
+        raise SystemExit(f"Error: {error}") from None
     save_grid(args.out, images, ncols=args.per_class, scale=2)
     print(json.dumps({"out": args.out, "rows": classes, "per_class": args.per_class, "seed": args.seed}))
 

@@ -14,6 +14,7 @@ import torch
 
 from geneval.errors import GenevalInputError
 from trainers.common.checkpoint import load_checkpoint
+from trainers.common.ema import debiased_weight
 from trainers.common.seeding import per_sample_normal
 from trainers.gan import losses
 from trainers.gan.config import PRESETS, GanConfig, build_config
@@ -185,6 +186,29 @@ def test_ema_averages_parameters_and_copies_buffers():
     ema.update(net, step=1)
     assert torch.allclose(ema.model.weight, torch.full((2,), 0.9 * 3 + 0.1 * 13))
 
+
+
+def test_debiased_ema_is_the_normalised_average_of_the_weights_seen():
+    """debias=True: after updates at steps s₀ … s₀+n−1 the average is Σ βⁿ⁻ⁱ θᵢ / Σ βⁿ⁻ⁱ over those weights,
+    none of the weights copied before s₀ (closed form on a scalar); the plain average keeps βⁿ of them."""
+    net = torch.nn.Linear(1, 1, bias=False)
+    debiased, plain = WeightEMA(net, decay=0.9, start_step=2, debias=True), WeightEMA(net, decay=0.9, start_step=2)
+    values = [7.0, -1.0, 2.0, 5.0, 11.0]  # steps 0, 1 copy; steps 2, 3, 4 average
+    for step, value in enumerate(values):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        debiased.update(net, step=step)
+        plain.update(net, step=step)
+    seen, beta = values[2:], 0.9
+    weights = [beta ** (len(seen) - 1 - i) for i in range(len(seen))]
+    expected = sum(w * v for w, v in zip(weights, seen)) / sum(weights)
+    assert debiased.model.weight.item() == pytest.approx(expected, rel=1e-6)
+    copied = values[1]  # what the plain average started from
+    plain_expected = beta ** 3 * copied + (1 - beta) * sum(w * v for w, v in zip(weights, seen))
+    assert plain.model.weight.item() == pytest.approx(plain_expected, rel=1e-6)
+    assert debiased_weight(0.9, 1) == 1.0 and debiased_weight(0.0, 5) == 1.0
+    with pytest.raises(ValueError, match="first update is number 1"):
+        debiased_weight(0.9, 0)
 
 def test_standing_stats_are_the_exact_batch_norm_moments_over_fixed_latents():
     class Net(torch.nn.Module):

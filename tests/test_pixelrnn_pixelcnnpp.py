@@ -207,14 +207,21 @@ def test_pixelcnnpp_samples_follow_the_likelihood():
 
 
 def test_ema_is_an_option_of_the_loop(mnist_npz):
-    """ema ← d · ema + (1 − d) · θ after each step; configs without ema_decay (every earlier model) keep none."""
+    """The debiased average Σ dⁿ⁻ⁱ θᵢ / Σ dⁿ⁻ⁱ of the weights after steps 1 … n (none of the initial weights);
+    configs without ema_decay (every earlier model) keep none."""
     data = TrainingData("binarized-mnist", seed=0, train_num=64)
     config = make_config("pixelcnnpp", budget="smoke", dataset="binarized-mnist", overrides={"ema_decay": "0.5"})
     trainer = LikelihoodTraining(SPECS["pixelcnnpp"], config, data)
-    before = {k: v.clone() for k, v in trainer.ema.state_dict().items()}
-    trainer.train_step()
-    after, model = trainer.ema.state_dict(), trainer.model.state_dict()
-    assert all(torch.allclose(after[k], 0.5 * before[k] + 0.5 * model[k]) for k in after)
+    seen = []
+    for _ in range(3):
+        trainer.train_step()
+        seen.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+    after = trainer.ema.state_dict()
+    weights = [0.25, 0.5, 1.0]  # dⁿ⁻ⁱ for n = 3, d = 0.5
+    for k in after:
+        if after[k].is_floating_point():
+            expected = sum(w * s[k].double() for w, s in zip(weights, seen)) / sum(weights)
+            assert torch.allclose(after[k].double(), expected, atol=1e-6), k
     assert trainer.evaluated_model is trainer.ema and "ema" in trainer.state_dict()
     plain = LikelihoodTraining(SPECS["pixelcnn"], make_config("pixelcnn", budget="smoke", dataset="binarized-mnist",
                                                               overrides={}), data)

@@ -169,7 +169,8 @@ def test_configs_that_cannot_work_fail_at_start():
              ({"mixing_prob": "0.9", "mapping_layers": "0"}, "needs a mapping network"),
              ({"picture_psi": "1.5"}, r"must be in \[0, 1\]"),
              ({"picture_psi": "-0.5"}, r"must be in \[0, 1\]"),
-             ({"loss": "hinge"}, "loss")]
+             ({"loss": "hinge"}, "loss"),
+             ({"ema_kimg": "-1"}, "ema_kimg=-1.0 must be ≥ 0")]
     for overrides, message in cases:
         with pytest.raises(GenevalInputError, match=message) as error:
             build_config(preset="stylegan-f", budget="smoke", overrides=overrides)
@@ -183,6 +184,10 @@ def test_configs_that_cannot_work_fail_at_start():
             build_config(preset=preset, budget=budget)
     assert build_config(preset="stylegan-f", budget="small", dataset="cifar10").resolutions == (8, 16, 32)
     assert build_config(preset="stylegan-f", budget="small").resolutions == (7, 14, 28)
+    # the EMA generator's half-life is ema_kimg thousand images (ProGAN's G_smoothing_kimg = 10)
+    small = build_config(preset="stylegan-f", budget="small")
+    assert small.ema_decay ** (10_000 / small.batch_size) == pytest.approx(0.5)
+    assert build_config(preset="stylegan-f", budget="small", overrides={"ema_kimg": "0"}).ema_decay == 0.0
 
 
 @pytest.mark.parametrize("setting, message", [

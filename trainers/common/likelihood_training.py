@@ -8,7 +8,7 @@ run folder, checkpoints, exact resume and logging are ``trainers.common.harness`
     train  Adam, linear warm-up then cosine decay computed from the step (no scheduler state), gradient
            clipping; the loss is the model's mean negative log-likelihood (or negative bound) in nats; with
            ``ema_decay`` > 0 in the config, a Polyak average of the weights (an EMA after every step, as the
-           PixelCNN++ reference's ``polyak_decay``) is kept, checkpointed, evaluated and sampled instead of the last weights
+           PixelCNN++ reference's ``polyak_decay``, debiased: ``trainers.common.ema``) is kept, checkpointed, evaluated and sampled instead of the last weights
     init   ``init_from`` (a run folder of the same model): start from its weights with a fresh Adam and this
            config's warm-up and cosine — fine-tuning, a restart of the schedule; the record's ``init_from`` names the
            folder, its checkpoint's sha256 and steps, and the totals of both runs
@@ -60,6 +60,7 @@ from trainers.common import ddp
 from trainers.common.checkpoint import load_checkpoint
 from trainers.common.config import config_dict
 from trainers.common.data import binarize, load_split
+from trainers.common.ema import debiased_weight
 from trainers.common.harness import Budget, Harness
 from trainers.common.runs import RunDir, count_parameters, module_device
 from trainers.common.seeding import derived_seed, generator
@@ -289,10 +290,11 @@ class LikelihoodTraining:
             loss = self.model.loss(x.to(self.device), labels.to(self.device),
                                    generator=generator(config.seed, NOISE, step))  # mean nats per example
         optimise(self.optimizer, loss, lr=lr_at(step, config), grad_clip=config.grad_clip, ctx=self.ctx)
-        if self.ema is not None:  # ema ← decay · ema + (1 − decay) · θ; the same on every rank (same weights)
+        if self.ema is not None:  # the debiased average of the weights after steps 1 … n; the same on every rank
+            weight = debiased_weight(self.ema_decay, step + 1)
             with torch.no_grad():
                 for averaged, current in zip(self.ema.parameters(), self.model.parameters()):
-                    averaged.lerp_(current, 1.0 - self.ema_decay)
+                    averaged.lerp_(current, weight)
                 for averaged, current in zip(self.ema.buffers(), self.model.buffers()):
                     averaged.copy_(current)
         self.step += 1

@@ -11,6 +11,7 @@ import copy
 import torch
 from torch import nn
 
+from trainers.common.ema import debiased_weight
 from trainers.common.seeding import generator
 
 
@@ -176,19 +177,25 @@ class WeightEMA:
     for sampling. Before ``start_step`` the average is a plain copy. Buffers (spectral-norm vectors, batch-norm
     statistics) are copied from the live generator at every update; since the live generator's batch-norm
     statistics do not fit the averaged weights, ``standing_stats`` recomputes them before the average is used
-    (BigGAN's "standing statistics", Brock et al. 2019 appendix C)."""
+    (BigGAN's "standing statistics", Brock et al. 2019 appendix C). ``debias``: from ``start_step`` on, average
+    only the weights seen since then (``trainers.common.ema``), not the copy made there."""
 
-    def __init__(self, model: nn.Module, *, decay: float, start_step: int):
+    def __init__(self, model: nn.Module, *, decay: float, start_step: int, debias: bool = False):
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.decay, self.start_step = decay, start_step
+        self.decay, self.start_step, self.debias = decay, start_step, debias
 
     @torch.no_grad()
     def update(self, model: nn.Module, *, step: int) -> None:
-        decay = self.decay if step >= self.start_step else 0.0
+        if step < self.start_step:
+            weight = 1.0
+        elif self.debias:
+            weight = debiased_weight(self.decay, step - self.start_step + 1)
+        else:
+            weight = 1.0 - self.decay
         for ema_p, p in zip(self.model.parameters(), model.parameters()):
-            ema_p.lerp_(p, 1.0 - decay)
+            ema_p.lerp_(p, weight)
         for ema_b, b in zip(self.model.buffers(), model.buffers()):
             ema_b.copy_(b)
 

@@ -57,7 +57,11 @@ class StyleGanConfig:
     beta1: float = 0.0
     beta2: float = 0.99
     batch_size: int = 32
-    ema_decay: float = 0.999  # ProGAN's G_smoothing; samples come from the EMA generator
+    # ProGAN's and StyleGAN's G_smoothing_kimg: the EMA generator (which draws the samples) has a half-life of
+    # this many thousand images, β = 0.5^(batch / (1000 · ema_kimg)) per step, debiased (trainers.common.ema):
+    # the small budget's 400-step phases are shorter than a fixed β = 0.999's 693-step half-life, which left
+    # much of the initial weights in the average of the layers grown last
+    ema_kimg: float = 10.0
     steps: int = 2000
     # ---- data and evaluation (as the GAN trainer's: a held-out train slice selects the best checkpoint)
     train_subset: int = 0
@@ -95,7 +99,9 @@ class StyleGanConfig:
         for key in ("lr", "mapping_lr_mul"):
             if getattr(self, key) <= 0:
                 raise GenevalInputError(f"{key}={getattr(self, key)} must be > 0")
-        for key in ("mixing_prob", "picture_psi", "ema_decay", "w_avg_beta"):
+        if self.ema_kimg < 0:
+            raise GenevalInputError(f"ema_kimg={self.ema_kimg} must be ≥ 0 (0: sample from the last weights)")
+        for key in ("mixing_prob", "picture_psi", "w_avg_beta"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise GenevalInputError(f"{key}={getattr(self, key)} must be in [0, 1]")
         side = self.shape[1]
@@ -137,6 +143,11 @@ class StyleGanConfig:
     @property
     def resolutions(self) -> tuple[int, ...]:
         return tuple(self.start * 2 ** k for k in range(self.levels))
+
+    @property
+    def ema_decay(self) -> float:
+        """β per step of the EMA generator: a half-life of ``ema_kimg`` thousand images (ProGAN's G_smoothing)."""
+        return 0.5 ** (self.batch_size / (1000.0 * self.ema_kimg)) if self.ema_kimg > 0 else 0.0
 
     def switches(self) -> dict:
         """The ingredient columns of the A → F table."""

@@ -71,7 +71,7 @@ class StyleGanTraining:
         self._order_epoch, self._order = -1, None
         torch.manual_seed(derived_seed(cfg.seed, INIT))
         self.G, self.D = build_models(cfg)
-        self.ema = WeightEMA(self.G, decay=cfg.ema_decay, start_step=0)
+        self.ema = WeightEMA(self.G, decay=cfg.ema_decay, start_step=0, debias=True)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas, eps=1e-8)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas, eps=1e-8)

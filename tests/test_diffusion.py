@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 
+from geneval.errors import GenevalInputError
 from geneval.family import check
 from trainers.common.seeding import generator
 from trainers.diffusion import diffusion as D
@@ -220,6 +221,40 @@ def test_sample_i_depends_only_on_seed_and_i(options):
     assert torch.equal(a, split.sample(6, 3, **options))
     assert torch.equal(a[2:], whole.sample(4, 3, first=2, **options))
     assert not torch.equal(a, whole.sample(6, 4, **options))
+
+
+def test_sample_batches_kept_in_parts_resume_an_interrupted_evaluation(tmp_path):
+    """draw_in_parts: a rerun loads the batches already drawn (a longer evaluation reuses a shorter one's), the
+    images equal a straight draw, the seconds add up, and a damaged batch file is named in a one-line error."""
+    import numpy as np
+
+    from trainers.diffusion.train import draw_in_parts
+
+    d = D.GaussianDiffusion(D.make_betas("linear", 20))
+    sampler = DiffusionSampler(tiny_model(tiny_config()), d, shape=(1, 28, 28), num_classes=10, conditional=False,
+                               batch_size=4)
+    options = dict(sampler="ddim", sampling_steps=3, eta=0.0)
+    parts = tmp_path / "parts"
+    first, _ = draw_in_parts(sampler, 6, 5, None, options, parts)  # "interrupted" after 6 samples: 4 + 2
+    assert sorted(p.name for p in parts.iterdir()) == ["0000000-4.npz", "0000004-2.npz"]
+    (parts / "0000000-4.npz").write_bytes(_batch_file(np, np.zeros((4, 1, 28, 28), np.uint8), 7.0))  # marked
+    whole, seconds = draw_in_parts(sampler, 10, 5, None, options, parts)
+    straight, _ = draw_in_parts(sampler, 10, 5, None, options, None)
+    assert whole[:4].eq(0).all() and seconds >= 7.0  # batch 0 was loaded, not drawn again
+    assert torch.equal(whole[4:], straight[4:]) and torch.equal(first[4:], straight[4:6])
+    assert sorted(p.name for p in parts.iterdir()) == ["0000000-4.npz", "0000004-2.npz", "0000004-4.npz",
+                                                        "0000008-2.npz"]
+    (parts / "0000008-2.npz").write_bytes(_batch_file(np, np.zeros((2, 3, 28, 28), np.uint8), 1.0))
+    with pytest.raises(GenevalInputError, match=r"0000008-2.npz: expected uint8 images of shape \[2, 1, 28, 28\]"):
+        draw_in_parts(sampler, 10, 5, None, options, parts)
+
+
+def _batch_file(np, images, seconds: float) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, seconds=np.float64(seconds))
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------- training

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import logging
 import math
@@ -297,8 +298,9 @@ def sample_protocol(cfg: DiffusionConfig, *, sampler: str | None, sampling_steps
 
 def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusion, *, options: dict,
                   metrics: tuple[str, ...], run: RunDir | None = None, ci: float | None = None,
-                  ci_resamples: int = 100) -> tuple[dict, dict]:
-    """Draw ``options["eval_samples"]`` samples with the sampler, time them, score them on the test split."""
+                  ci_resamples: int = 100, parts: Path | None = None) -> tuple[dict, dict]:
+    """Draw ``options["eval_samples"]`` samples with the sampler, time them, score them on the test split.
+    ``parts``: a folder that keeps each batch as it is drawn (``draw_in_parts``)."""
     from geneval.grid import save_grid
     from trainers.common.evaluation import evaluate_samples, kid_subsets_for
     from trainers.common.likelihood_training import SAMPLE_METRICS
@@ -306,10 +308,7 @@ def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusio
     sampler = make_sampler(cfg, model, diffusion)
     num = options["eval_samples"]
     labels = sampler.labels_for(num)
-    started = time.perf_counter()
-    samples = sampler.sample(num, cfg.sample_seed, labels, sampler=options["sampler"],
-                             sampling_steps=options["sampling_steps"], eta=options["eta"])
-    seconds = time.perf_counter() - started
+    samples, seconds = draw_in_parts(sampler, num, cfg.sample_seed, labels, options, parts)
     per_1000 = seconds / num * 1000
     log.info("%d samples (%s, S = %d, η = %s) in %.1f s: %.1f s per 1000", num, options["sampler"],
              options["sampling_steps"], options["eta"], seconds, per_1000)
@@ -328,6 +327,47 @@ def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusio
                                      "details": {"seconds": seconds, "num_samples": num, "threads": torch.get_num_threads()}}
     protocol.update({**options, "sample_seed": cfg.sample_seed})
     return values, protocol
+
+
+def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, options: dict,
+                  parts: Path | None) -> tuple[torch.Tensor, float]:
+    """``num`` samples and the seconds spent drawing them. With ``parts``, each batch of the sampler's batch size
+    is written there when drawn (``<first>-<count>.npz``: the uint8 images and their seconds) and a rerun loads
+    the batches already there, so a 10,000-sample evaluation at S = 250 (hours here) survives interruption.
+    Sample i depends only on (seed, i), so the result does not depend on where it stopped; the seconds are the
+    sum of the batches' own times."""
+    import numpy as np
+
+    from geneval.atomic import write_bytes_atomic
+
+    step = sampler.batch_size
+    out, seconds, reused = [], 0.0, 0
+    for first in range(0, num, step):
+        count = min(step, num - first)
+        part = parts / f"{first:07d}-{count}.npz" if parts is not None else None
+        if part is not None and part.is_file():
+            with np.load(part, allow_pickle=False) as kept:
+                images, spent = torch.from_numpy(kept["images"]), float(kept["seconds"])
+            if images.dtype != torch.uint8 or tuple(images.shape) != (count, *sampler.shape):
+                raise GenevalInputError(f"{part}: expected uint8 images of shape {[count, *sampler.shape]}, found "
+                                        f"{images.dtype} {list(images.shape)}; delete it to draw that batch again")
+            reused += 1
+        else:
+            started = time.perf_counter()
+            images = sampler.sample(count, seed, labels[first:first + count] if labels is not None else None,
+                                    sampler=options["sampler"], sampling_steps=options["sampling_steps"],
+                                    eta=options["eta"], first=first)
+            spent = time.perf_counter() - started
+            if part is not None:
+                buffer = io.BytesIO()
+                np.savez(buffer, images=images.numpy(), seconds=np.float64(spent))
+                part.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(part, buffer.getvalue())
+        out.append(images)
+        seconds += spent
+    if reused:
+        log.info("%d of %d batches loaded from %s", reused, len(out), parts)
+    return (torch.cat(out) if out else torch.zeros((0, *sampler.shape), dtype=torch.uint8)), seconds
 
 
 def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float, n_train: int,
@@ -384,7 +424,7 @@ def evaluate_run(run_dir, *, which: str, metrics: tuple[str, ...], ci: float | N
         values, protocol = kept["metrics"], kept["protocol"]
     else:
         values, protocol = score_samples(cfg, model, diffusion, options=chosen, metrics=metrics, run=run, ci=ci,
-                                         ci_resamples=ci_resamples)
+                                         ci_resamples=ci_resamples, parts=parts_path(run, digest, chosen, cfg))
         keep(cache, values=values, protocol=protocol, digest=digest)
         values, protocol = json.loads(json.dumps(values, default=str)), json.loads(json.dumps(protocol, default=str))
     if run.finished():
@@ -404,6 +444,15 @@ def cache_path(run: RunDir, *, options: dict, metrics: tuple[str, ...], ci: floa
     key = hashlib.sha256(json.dumps({"checkpoint": digest, "options": options, "metrics": list(metrics), "ci": ci,
                                      "ci_resamples": ci_resamples if ci else None}, sort_keys=True).encode()).hexdigest()
     return run.file(f"evaluations/{key[:20]}.json"), digest
+
+
+def parts_path(run: RunDir, digest: str, options: dict, cfg: DiffusionConfig) -> Path:
+    """Where the batches of a sample evaluation are kept: by checkpoint, sampler, S, η, sample seed and batch
+    size (not by sample count or metrics, so a 10,000-sample row reuses a 2,000-sample row's batches)."""
+    key = hashlib.sha256(json.dumps({"checkpoint": digest, "sampler": options["sampler"], "eta": options["eta"],
+                                     "sampling_steps": options["sampling_steps"], "seed": cfg.sample_seed,
+                                     "batch_size": cfg.sample_batch_size}, sort_keys=True).encode()).hexdigest()
+    return run.file(f"evaluations/samples-{key[:20]}")
 
 
 def keep(cache: Path, *, values: dict, protocol: dict, digest: str) -> None:

@@ -90,6 +90,11 @@ def summarise(spec: Spec, lines: list[dict]) -> pd.DataFrame:
                 single = cells[0] if len(cells) == 1 else {}
                 out[f"{prefix}_ci_half_width"] = single.get("ci_half_width")
                 out[f"{prefix}_own_std"] = single.get("std")
+        for metric, key in spec.columns["gap"].items():  # the mean minus a reference value the records carry
+            reference = next((v for l in got if isinstance(v := lookup(l, key), (int, float))), None)
+            for which in spec.columns["which"]:
+                mean = out[f"{metric}_{which}_mean"]
+                out[f"{metric}_{which}_gap"] = mean - reference if mean is not None and reference is not None else None
         table.append(out)
     frame = pd.DataFrame(table)
     base = frame[frame["baseline"]].iloc[0]
@@ -140,8 +145,12 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
              [labels.get(k, k) for k in spec.columns["flags"]]
     metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
     many = len(spec.columns["which"]) > 1
-    header += [labels.get(m, metric_label(m)[0]) + (f" ({w})" if many else "") + ARROWS[metric_label(m)[1]]
-               for m, w in metric_columns]
+    for m, w in metric_columns:
+        header.append(labels.get(m, metric_label(m)[0]) + (f" ({w})" if many else "") + ARROWS[metric_label(m)[1]])
+        if m in spec.columns["gap"]:
+            reference = labels.get(spec.columns["gap"][m], spec.columns["gap"][m])
+            header.append(labels.get(f"{m}_gap", f"Gap to {reference[:1].lower()}{reference[1:]}")
+                          + (f" ({w})" if many else ""))
     header += ["Seeds", "Collapsed"]
     cells, keys = [], []
     for _, r in frame.iterrows():
@@ -172,6 +181,10 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
                 text += f" ({delta:+.1f}%)"
             row_cells.append(text)
             row_keys.append(mean if _number(mean) else None)
+            if metric in spec.columns["gap"]:
+                gap = r[f"{prefix}_gap"]
+                row_cells.append(f"{gap:+.{_digits(mean)}f}" if _number(gap) else "–")
+                row_keys.append(gap if _number(gap) else None)
         row_cells += [f"{r['seeds']}/{r['seeds_planned']}", f"⚠ {r['collapsed']}" if r["collapsed"] else "–"]
         row_keys += [r["seeds"], r["collapsed"]]
         cells.append(row_cells)

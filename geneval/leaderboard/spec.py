@@ -24,6 +24,7 @@
     flags = ["conditional"]                                    # shown as ✓/✗
     metrics = ["fid", "is"]; which = ["final", "best"]; tradeoff = ["fid", "is"]
     labels = { batch_size = "Batch" }                          # beside the families' own labels
+    gap = { test_nats = "published.nats" }                     # optional: metric − a recorded reference value
 
     [resources]                  # optional: what one run needs on a cluster (--engine ray; the command line's
     cpus_per_run = 2             # --ray-cpus-per-run / --ray-gpus-per-run override it); default 1 CPU, 0 GPUs
@@ -89,7 +90,7 @@ SECTIONS = ("table", "evaluation", "columns", "resources", "rows", "findings")
 RESOURCE_KEYS = {"cpus_per_run": (int, 1), "gpus_per_run": ((int, float), 0)}  # type, least value
 TABLE_KEYS = ("name", "title", "trainer", "preset", "budget", "dataset", "seeds", "import", "notes", "paper", "set")
 EVALUATION_KEYS = ("reference", "features", "mode", "num_samples", "num_ref", "metrics", "ci", "ci_resamples")
-COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels")
+COLUMN_KEYS = ("show", "flags", "metrics", "which", "tradeoff", "labels", "gap")
 ROW_RESERVED = ("name", "baseline", "extends", "trainer", "preset", "budget", "dataset", "note", "seeds")
 FINDING_KEYS = ("claim", "row", "metric", "than", "which", "paper", "expect")
 EXPECTATIONS = ("better", "worse")
@@ -218,7 +219,12 @@ def load_spec(path: str | Path) -> Spec:
     columns = data.get("columns", {})
     _check_keys(columns, COLUMN_KEYS, lines, start=lines.block("columns"), where="[columns]")
     columns = {"show": [], "flags": [], "metrics": list(evaluation.get("metrics", ["fid"])), "which": ["final"],
-               "tradeoff": [], "labels": {}, **columns}
+               "tradeoff": [], "labels": {}, "gap": {}, **columns}
+    for metric, key in columns["gap"].items() if isinstance(columns["gap"], dict) else [(None, None)]:
+        if metric not in columns["metrics"] or not isinstance(key, str):
+            raise lines.error(lines.key("gap", start=lines.block("columns")),
+                              f"[columns] gap: expected {{ metric = \"record key\" }} with metrics from "
+                              f"{columns['metrics']} (e.g. gap = {{ test_nats = \"published.nats\" }})")
     _check_metrics(evaluation.get("metrics", []), lines, line=lines.key("metrics", start=lines.block("evaluation")),
                    where="[evaluation] metrics", recorded=False)
     for key in ("metrics", "tradeoff"):

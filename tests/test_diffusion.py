@@ -247,6 +247,9 @@ def test_sample_batches_kept_in_parts_resume_an_interrupted_evaluation(tmp_path)
     (parts / "0000008-2.npz").write_bytes(_batch_file(np, np.zeros((2, 3, 28, 28), np.uint8), 1.0))
     with pytest.raises(GenevalInputError, match=r"0000008-2.npz: expected uint8 images of shape \[2, 1, 28, 28\]"):
         draw_in_parts(sampler, 10, 5, None, options, parts)
+    (parts / "0000008-2.npz").write_bytes(b"PK\x03\x04 cut short")  # not what np.savez writes
+    with pytest.raises(GenevalInputError, match="0000008-2.npz: not a batch of samples this sweep wrote"):
+        draw_in_parts(sampler, 10, 5, None, options, parts)
 
 
 def _batch_file(np, images, seconds: float) -> bytes:

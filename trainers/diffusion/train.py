@@ -336,6 +336,8 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
     the batches already there, so a 10,000-sample evaluation at S = 250 (hours here) survives interruption.
     Sample i depends only on (seed, i), so the result does not depend on where it stopped; the seconds are the
     sum of the batches' own times."""
+    import zipfile
+
     import numpy as np
 
     from geneval.atomic import write_bytes_atomic
@@ -346,8 +348,12 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
         count = min(step, num - first)
         part = parts / f"{first:07d}-{count}.npz" if parts is not None else None
         if part is not None and part.is_file():
-            with np.load(part, allow_pickle=False) as kept:
-                images, spent = torch.from_numpy(kept["images"]), float(kept["seconds"])
+            try:
+                with np.load(part, allow_pickle=False) as kept:
+                    images, spent = torch.from_numpy(kept["images"]), float(kept["seconds"])
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+                raise GenevalInputError(f"{part}: not a batch of samples this sweep wrote ({error}); delete it to "
+                                        "draw that batch again") from None
             if images.dtype != torch.uint8 or tuple(images.shape) != (count, *sampler.shape):
                 raise GenevalInputError(f"{part}: expected uint8 images of shape {[count, *sampler.shape]}, found "
                                         f"{images.dtype} {list(images.shape)}; delete it to draw that batch again")

@@ -146,11 +146,11 @@ def display(spec: Spec, frame: pd.DataFrame) -> tuple[list[str], list[list[str]]
     metric_columns = [(m, w) for w in spec.columns["which"] for m in spec.columns["metrics"]]
     many = len(spec.columns["which"]) > 1
     for m, w in metric_columns:
-        header.append(labels.get(m, metric_label(m)[0]) + (f" ({w})" if many else "") + ARROWS[metric_label(m)[1]])
+        which = f" ({w})" if many else ""
+        header.append(labels.get(m, metric_label(m)[0]) + which + ARROWS[metric_label(m)[1]])
         if m in spec.columns["gap"]:
             reference = labels.get(spec.columns["gap"][m], spec.columns["gap"][m])
-            header.append(labels.get(f"{m}_gap", f"Gap to {reference[:1].lower()}{reference[1:]}")
-                          + (f" ({w})" if many else ""))
+            header.append(labels.get(f"{m}_gap", f"Gap to {reference[:1].lower()}{reference[1:]}") + which)
     header += ["Seeds", "Collapsed"]
     cells, keys = [], []
     for _, r in frame.iterrows():

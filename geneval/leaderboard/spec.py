@@ -220,11 +220,11 @@ def load_spec(path: str | Path) -> Spec:
     _check_keys(columns, COLUMN_KEYS, lines, start=lines.block("columns"), where="[columns]")
     columns = {"show": [], "flags": [], "metrics": list(evaluation.get("metrics", ["fid"])), "which": ["final"],
                "tradeoff": [], "labels": {}, "gap": {}, **columns}
-    for metric, key in columns["gap"].items() if isinstance(columns["gap"], dict) else [(None, None)]:
-        if metric not in columns["metrics"] or not isinstance(key, str):
-            raise lines.error(lines.key("gap", start=lines.block("columns")),
-                              f"[columns] gap: expected {{ metric = \"record key\" }} with metrics from "
-                              f"{columns['metrics']} (e.g. gap = {{ test_nats = \"published.nats\" }})")
+    gap = columns["gap"]
+    if not isinstance(gap, dict) or any(m not in columns["metrics"] or not isinstance(k, str) for m, k in gap.items()):
+        raise lines.error(lines.key("gap", start=lines.block("columns")),
+                          f"[columns] gap: expected {{ metric = \"record key\" }} with metrics from "
+                          f"{columns['metrics']} (e.g. gap = {{ test_nats = \"published.nats\" }})")
     _check_metrics(evaluation.get("metrics", []), lines, line=lines.key("metrics", start=lines.block("evaluation")),
                    where="[evaluation] metrics", recorded=False)
     for key in ("metrics", "tradeoff"):

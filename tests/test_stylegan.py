@@ -162,6 +162,16 @@ def test_style_mixing_switch_through_the_per_layer_ws(fashion_mnist_dir):
 
 # ================================================================================================= configs
 
+def test_table1_configuration_is_named_from_the_ingredients_not_the_preset():
+    for letter in "ABCDEF":
+        assert build_config(preset=f"stylegan-{letter.lower()}").table1_configuration() == letter
+    # the leaderboard's F row: preset stylegan-a with every switch on
+    switched = {"resample": "bilinear", "loss": "nonsat", "mapping_layers": 8, "const_input": True,
+                "noise_inputs": True, "mixing_prob": 0.9}
+    assert build_config(preset="stylegan-a", overrides=switched).table1_configuration() == "F"
+    assert build_config(preset="stylegan-f", overrides={"mixing_prob": 0.5}).table1_configuration() is None
+
+
 def test_configs_that_cannot_work_fail_at_start():
     cases = [({"resolution": "56"}, "growing past the data resolution"),
              ({"resolution": "14"}, "must be the data's"),

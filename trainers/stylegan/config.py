@@ -14,7 +14,7 @@ loaded. The presets are cumulative, one per row of StyleGAN's Table 1 (Karras et
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from geneval.datasets import DATASETS
 from geneval.errors import GenevalInputError
@@ -156,6 +156,15 @@ class StyleGanConfig:
                 "const_input": self.const_input, "noise_inputs": self.noise_inputs, "mixing": self.mixing_prob > 0,
                 "mixing_prob": self.mixing_prob, "channels": self.channels, "batch_size": self.batch_size,
                 "resolutions": "→".join(map(str, self.resolutions))}
+
+    def table1_configuration(self) -> str | None:
+        """Which of StyleGAN's Table 1 configurations, A–F, this run's ingredients are (the leaderboard builds
+        every row from preset ``stylegan-a`` plus switches, so the preset alone does not say); None: none of them."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for letter, ingredients in zip("FEDCBA", (_F, _E, _D, _C, _B, _A)):
+            if all(getattr(self, key) == ingredients.get(key, defaults[key]) for key in _F):
+                return letter
+        return None
 
 
 _A: dict = {}

@@ -64,6 +64,11 @@ def truncation_sweep(run_dir, *, psis: list[float], num_samples: int, which: str
     grid = [sampler.sample(10, seed, truncation=psi, truncation_cutoff=cutoff) for psi in psis]
     save_grid(out_dir / "truncation_samples.png", torch.cat(grid), ncols=10, scale=2)
     where = f", layers < {cutoff}" if cutoff else ""
-    write_outputs(rows, out_dir=out_dir, title=f"{cfg.preset} ({which}) on {cfg.dataset}, ψ in W{where}",
+    write_outputs(rows, out_dir=out_dir, title=f"{_configuration(cfg)} ({which}) on {cfg.dataset}, ψ in W{where}",
                   protocol={**protocol, "which": which, "sample_seed": seed, "metrics_skipped": skipped})
     return rows
+
+
+def _configuration(cfg) -> str:
+    letter = cfg.table1_configuration()
+    return f"StyleGAN configuration {letter}" if letter and cfg.preset != "progan" else cfg.preset

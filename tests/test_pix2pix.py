@@ -5,6 +5,7 @@ on the run's own outputs, and smoke runs that resume exactly (geneval's paired s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,10 +137,22 @@ def test_family_cli_and_rescoring(tmp_path, fashion_mnist_dir):
     config = p2p.resolve(preset="pix2pix", budget="smoke", dataset="fashion-mnist-edges",
                          overrides={"sample_features": "fashion-mnist-cnn", "eval_num": "200"}, seed=0)
     record = json.loads((out / "record.json").read_text())
+    assert record["compute"] == {"device": "cuda:0" if torch.cuda.is_available() else "cpu", "processes": 1}
     same, _ = p2p.evaluate(out, config=config, which="final", metrics=("fid", "l1"))
     assert same["l1"]["value"] == pytest.approx(record["metrics"]["final"]["l1"]["value"], rel=1e-12)
     off, protocol = p2p.evaluate(out, config=config, which="final", metrics=("fid", "l1"), test_dropout=False)
     assert protocol["test_dropout"] is False and off["l1"]["value"] != same["l1"]["value"]
+    # a device that cannot be used, or a torchrun launch (each rank would train the same folder), fails before
+    # any work: one line, no run folder
+    refusals = [({"WORLD_SIZE": "2"}, [], "runs in one process")]
+    if not torch.cuda.is_available():
+        refusals.append(({}, ["--device", "cuda"], "CUDA is not available"))
+    for extra_env, args, message in refusals:
+        refused = subprocess.run([GENEVAL, "train", "pix2pix", "--budget", "smoke", *args, "--out",
+                                  str(tmp_path / "refused")], env={**os.environ, **extra_env},
+                                 capture_output=True, text=True, timeout=300)
+        assert refused.returncode != 0 and message in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "refused").exists()
 
 
 def test_bad_configs_fail_at_start():

@@ -268,6 +268,7 @@ def test_family_contract_evaluate_and_cli(tmp_path, fashion_mnist_dir, monkeypat
     assert json.loads(done.stdout.strip().splitlines()[-1])["steps"] == 10
     config = sg.resolve(preset="stylegan-f", budget="smoke", dataset="fashion-mnist", overrides={}, seed=0)
     record = json.loads((out / "record.json").read_text())
+    assert record["compute"] == {"device": "cuda:0" if torch.cuda.is_available() else "cpu", "processes": 1}
     same, protocol = sg.evaluate(out, config=config, which="final", metrics=("fid",))
     assert same["fid"]["value"] == pytest.approx(record["metrics"]["final"]["fid"]["value"], rel=1e-9)
     cut, cut_protocol = sg.evaluate(out, config=config, which="final", metrics=("fid",), truncation=0.5,
@@ -290,6 +291,17 @@ def test_family_contract_evaluate_and_cli(tmp_path, fashion_mnist_dir, monkeypat
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "growing past the data resolution" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # a device that cannot be used, or a torchrun launch (each rank would train the same folder), fails before
+    # any work: one line, no run folder
+    refusals = [({"WORLD_SIZE": "2"}, [], "runs in one process")]
+    if not torch.cuda.is_available():
+        refusals.append(({}, ["--device", "cuda"], "CUDA is not available"))
+    for extra_env, args, message in refusals:
+        refused = subprocess.run([sys.executable, "-m", "geneval", "train", "stylegan", "--budget", "smoke", *args,
+                                  "--out", str(tmp_path / "refused")], cwd=WORKTREE, env={**env, **extra_env},
+                                 capture_output=True, text=True, timeout=300)
+        assert refused.returncode != 0 and message in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "refused").exists()
 
 
 def test_adam_is_reset_when_a_fade_starts_and_when_it_ends():

@@ -26,7 +26,9 @@ LOSSES = ("l1", "gan", "cgan", "l1+gan", "l1+cgan")
 @click.option("--stop-after-steps", type=click.IntRange(1), default=None, metavar="N",
               help="Checkpoint and stop after N steps (to test resumption).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-def pix2pix(task, budget, overrides, out, resume, stop_after_steps, progress):
+@click.option("--device", default="auto", show_default=True, metavar="DEV",
+              help="auto (CUDA when available), cpu, cuda or cuda:N; one process (no torchrun).")
+def pix2pix(task, budget, overrides, out, resume, stop_after_steps, progress, device):
     """Train Pix2Pix on a paired task, then score its test outputs against the targets (L1, PSNR, SSIM,
     classifier agreement, FID / precision / recall).
 
@@ -35,16 +37,22 @@ def pix2pix(task, budget, overrides, out, resume, stop_after_steps, progress):
       geneval train pix2pix --task fashion-mnist-edges --budget small --out runs/p2p --resume
       geneval train pix2pix --task cifar10-gray --set loss=l1 --out runs/p2p-l1
       geneval train pix2pix --set skips=false --set patch=image --out runs/p2p-ed-imagegan
+      geneval train pix2pix --task cifar10-gray --budget paper --device cuda --out runs/p2p-color-paper
     """
     import logging
 
+    from geneval import distributed
+    from geneval.errors import GenevalInputError
     from trainers.common.config import parse_overrides
     from trainers.pix2pix.train import make_config, train as train_run
 
+    if distributed.launched():  # every rank would train the same run into the same folder
+        raise GenevalInputError("geneval train pix2pix runs in one process; start it without torchrun "
+                                "(--device cuda trains on one GPU)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     config = make_config(budget=budget, task=task, overrides=parse_overrides(overrides))
     record = train_run(config, out=out, budget=budget, resume=resume, stop_after_steps=stop_after_steps,
-                       progress=progress)
+                       progress=progress, device=str(distributed.resolve_device(device)))
     if record is None:
         click.echo(json.dumps({"stopped": True, "out": out}))
         return

@@ -47,10 +47,10 @@ class Pix2PixFamily(Family):
         mapping = {"features": "sample_features", "num_samples": "eval_num"}
         return {mapping[k]: v for k, v in evaluation.items() if k in mapping}
 
-    def train(self, config, *, out: str, budget: str) -> dict:
+    def train(self, config, *, out: str, budget: str, device: str = "cpu") -> dict:
         from trainers.pix2pix.train import train
 
-        return train(config, out=out, budget=budget, resume=True)
+        return train(config, out=out, budget=budget, resume=True, device=device)
 
     def evaluate(self, run_dir, *, config, which: str, metrics: tuple[str, ...], ci: float | None = None,
                  ci_resamples: int = 100, test_dropout: bool | None = None) -> tuple[dict, dict]:

@@ -13,6 +13,9 @@ target ``<target>:<split>`` item i (``DatasetSpec.target``). The loop, top to bo
     G step  λ·L1(G(x), y) and/or the non-saturating GAN loss on D's scores of G(x) (cGAN: D sees x; GAN: not)
     Adam 2e-4, β = (0.5, 0.999) for both (§3.3); dropout from the global RNG (saved in every checkpoint)
 
+``device``: where G, D and their batches run (the data stays on the CPU; batches and test-time dropout masks are
+drawn there and moved; training dropout uses the device's RNG, whose state the checkpoints keep too).
+
 Evaluation on the test split (``eval_num`` pairs): outputs with test-time dropout drawn per image
 (``model.sample_masks``), scored by ``geneval.score`` with the test targets as ``targets``: per-pair L1, PSNR and SSIM
 (± standard errors over pairs), the domain classifier's agreement with the targets' labels (FCN-score, §4.2) and
@@ -39,7 +42,7 @@ from geneval.grid import save_grid
 from trainers.common.config import config_dict
 from trainers.common.data import load_split
 from trainers.common.harness import Budget, Harness
-from trainers.common.runs import count_parameters
+from trainers.common.runs import count_parameters, module_device
 from trainers.common.seeding import derived_seed, generator
 from trainers.pix2pix.model import NORMS, PATCHES, PatchGAN, UNet, sample_masks
 
@@ -161,9 +164,11 @@ def gan_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 
 class Pix2PixTraining:
-    def __init__(self, config: Pix2PixConfig, data: PairedData):
-        self.config, self.data = config, data
-        self.generator, self.discriminator = build(config)
+    def __init__(self, config: Pix2PixConfig, data: PairedData, *, device: torch.device | str = "cpu"):
+        self.config, self.data, self.device = config, data, torch.device(device)
+        generator_, discriminator = build(config)
+        self.generator = generator_.to(self.device)
+        self.discriminator = discriminator.to(self.device) if discriminator is not None else None
         betas = (config.beta1, 0.999)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.d_optimizer = (torch.optim.Adam(self.discriminator.parameters(), lr=config.lr, betas=betas)
@@ -173,7 +178,7 @@ class Pix2PixTraining:
     def train_step(self) -> dict[str, float]:
         config = self.config
         x_uint8, y_uint8 = self.data.batch(self.step, config.batch_size)
-        x, y = scaled(x_uint8), scaled(y_uint8)
+        x, y = scaled(x_uint8.to(self.device)), scaled(y_uint8.to(self.device))
         self.generator.train()
         fake = self.generator(x)
         out = {}
@@ -185,7 +190,7 @@ class Pix2PixTraining:
             d_loss.backward()
             self.d_optimizer.step()
             out["d_loss"] = float(d_loss.detach())
-        g_loss = torch.zeros(())
+        g_loss = torch.zeros((), device=self.device)
         if "l1" in config.loss:
             l1 = (fake - y).abs().mean()
             g_loss = g_loss + config.lambda_l1 * l1
@@ -219,14 +224,14 @@ def translate(model: UNet, inputs_uint8: torch.Tensor, *, seed: int, first: int 
               dropout: bool = True) -> torch.Tensor:
     """uint8 outputs for uint8 inputs; output j uses the dropout masks of ``generator(seed, first + j)`` (or none)."""
     model.eval()  # batch norm with its running statistics; dropout from the per-image masks
-    out = []
+    out, device = [], module_device(model)
     for start in range(0, len(inputs_uint8), batch_size):
         part = inputs_uint8[start:start + batch_size]
         if dropout:
             masks = sample_masks(model, tuple(part.shape[1:]), seed=seed, first=first + start, num=len(part))
         else:
             masks = [torch.ones(1, *s) for s in model.dropout_shapes(*part.shape[2:])]
-        out.append(to_uint8(model(scaled(part), masks)))
+        out.append(to_uint8(model(scaled(part.to(device)), [m.to(device) for m in masks])).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.uint8)
 
 
@@ -248,7 +253,8 @@ def evaluate(model: UNet, config: Pix2PixConfig, *, dropout: bool = True) -> tup
 
 
 def train(config: Pix2PixConfig, *, out: str | Path, budget: str, resume: bool = False,
-          stop_after_steps: int | None = None, progress: bool | None = None) -> dict | None:
+          stop_after_steps: int | None = None, progress: bool | None = None,
+          device: torch.device | str = "cpu") -> dict | None:
     config.validate()
     harness = Harness(out, config={"family": "pix2pix", "budget": budget, **config_dict(config)}, resume=resume,
                       progress=progress, budget=Budget(steps=config.steps, log_every=config.log_every,
@@ -256,7 +262,8 @@ def train(config: Pix2PixConfig, *, out: str | Path, budget: str, resume: bool =
                       header={"family": "pix2pix", "budget": budget}, description=f"pix2pix {config.loss} ({budget})")
     if harness.finished:
         return harness.run.read_record()
-    trainer = Pix2PixTraining(config, PairedData(config.task, "train", seed=config.seed, num=config.train_num))
+    trainer = Pix2PixTraining(config, PairedData(config.task, "train", seed=config.seed, num=config.train_num),
+                              device=device)
     outcome = harness.train(trainer, stop_after_steps=stop_after_steps)
     if outcome.stopped:
         return None
@@ -271,6 +278,7 @@ def train(config: Pix2PixConfig, *, out: str | Path, budget: str, resume: bool =
     record = {"family": "pix2pix", "preset": "pix2pix", "budget": budget, "seed": config.seed, "dataset": config.task,
               "config": config_dict(config), "params": params, "steps": outcome.step,
               "wall_time_s": round(outcome.train_wall_time_s, 2), "metrics": {"final": metrics},
+              "compute": {"device": str(trainer.device), "processes": 1},
               "evaluation": protocol, "artifacts": {"triplets": "triplets.png"}}
     harness.run.write_record(record)
     return harness.run.read_record()
@@ -305,8 +313,8 @@ def make_config(*, budget: str, task: str, overrides: dict) -> Pix2PixConfig:
     return config
 
 
-def load_generator(run_dir: str | Path) -> tuple[UNet, Pix2PixConfig]:
-    """A finished run's generator and config (``weights_only`` checkpoint)."""
+def load_generator(run_dir: str | Path, *, device: torch.device | str = "cpu") -> tuple[UNet, Pix2PixConfig]:
+    """A finished run's generator (on ``device``) and config (``weights_only`` checkpoint)."""
     import dataclasses
 
     from trainers.common.checkpoint import load_checkpoint
@@ -316,4 +324,4 @@ def load_generator(run_dir: str | Path) -> tuple[UNet, Pix2PixConfig]:
     config = Pix2PixConfig(**{k: v for k, v in state["config"].items() if k in fields})
     g, _ = build(config)
     g.load_state_dict(state["trainer"]["generator"])
-    return g, config
+    return g.to(device), config

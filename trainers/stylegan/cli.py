@@ -29,7 +29,10 @@ PRESET_NAMES = ("progan", "stylegan-a", "stylegan-b", "stylegan-c", "stylegan-d"
               help="Checkpoint and stop after N steps (to test resumption; the growing schedule resumes too).")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress):
+@click.option("--device", default="auto", show_default=True, metavar="DEV",
+              help="auto (CUDA when available), cpu, cuda or cuda:N; one process (no torchrun).")
+def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress,
+             device):
     """Train ProGAN or a StyleGAN configuration (growing 7 → 14 → 28 with fade-in), select the best checkpoint on
     a held-out train slice, score final and best on the test split, draw the style-mixing, noise and ψ pictures.
 
@@ -38,11 +41,17 @@ def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, sto
       geneval train stylegan --preset stylegan-f --budget small --dataset fashion-mnist --out runs/sg-f --resume
       geneval train stylegan --preset progan --set loss=nonsat --out runs/progan-ns
       geneval train stylegan --preset stylegan-c --set mapping_layers=2 --stop-after-steps 500 --out runs/sg-c
+      geneval train stylegan --preset stylegan-f --budget paper --device cuda --out runs/sg-f-paper
       geneval train stylegan-truncation runs/sg-f --psis 1,0.7,0.5,0
     """
+    from geneval import distributed
+    from geneval.errors import GenevalInputError
     from trainers.common.config import config_dict, parse_overrides
     from trainers.stylegan.config import build_config
 
+    if distributed.launched():  # every rank would train the same run into the same folder
+        raise GenevalInputError("geneval train stylegan runs in one process; start it without torchrun "
+                                "(--device cuda trains on one GPU)")
     cfg = build_config(preset=preset, budget=budget, dataset=dataset, overrides=parse_overrides(overrides), seed=seed)
     if print_config:
         click.echo(json.dumps(config_dict(cfg), indent=2))
@@ -56,7 +65,8 @@ def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, sto
     logging.getLogger("trainers").setLevel(logging.INFO)
     if threads:
         torch.set_num_threads(threads)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress)
+    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress,
+                          device=str(distributed.resolve_device(device)))
     if "stopped" in result:
         click.echo(json.dumps({"stopped": result["stopped"], "growth": result["growth"], "out": out}))
         return
@@ -75,7 +85,9 @@ def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, sto
 @click.option("--which", type=click.Choice(["best", "final"]), default="best", show_default=True)
 @click.option("--seed", type=int, default=None, help="First sample seed (default: the run's sample_seed).")
 @click.option("--out", default=None, metavar="DIR", help="Where to write truncation.{csv,md,png} (default RUN_DIR).")
-def stylegan_truncation(run_dir, psis, cutoff, num_samples, which, seed, out):
+@click.option("--device", default="auto", show_default=True, metavar="DEV",
+              help="Where the generator runs: auto (CUDA when available), cpu, cuda or cuda:N.")
+def stylegan_truncation(run_dir, psis, cutoff, num_samples, which, seed, out, device):
     """Truncation in W of a trained StyleGAN: FID, IS, precision, recall per ψ (table + plot + sample rows).
 
     \b
@@ -84,8 +96,9 @@ def stylegan_truncation(run_dir, psis, cutoff, num_samples, which, seed, out):
     """
     from pathlib import Path
 
+    from geneval.distributed import resolve_device
     from trainers.stylegan.truncation import parse_psis, truncation_sweep
 
     truncation_sweep(run_dir, psis=parse_psis(psis), num_samples=num_samples, which=which, cutoff=cutoff, seed=seed,
-                     out_dir=out)
+                     out_dir=out, device=str(resolve_device(device)))
     click.echo((Path(out or run_dir) / "truncation.md").read_text())

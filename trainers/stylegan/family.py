@@ -51,10 +51,10 @@ class StyleGanFamily(Family):
     def switches(self, config) -> dict:
         return config.switches()
 
-    def train(self, config, *, out: str, budget: str) -> dict:
+    def train(self, config, *, out: str, budget: str, device: str = "cpu") -> dict:
         from trainers.stylegan.train import train
 
-        return train(config, out=out, resume=True)
+        return train(config, out=out, resume=True, device=device)
 
     def sampler(self, run_dir, *, which: str = "final"):
         from trainers.stylegan.sampler import StyleGanSampler

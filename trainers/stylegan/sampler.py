@@ -3,7 +3,9 @@
 Sample ``i`` depends only on ``(seed, i)``: its z comes from ``generator(seed, LATENT_STREAM, i)`` and its noise
 images from ``generator(seed, NOISE_STREAM, i)``, never from the batch it is drawn in (the generator has no
 batch statistics). Samples come from the EMA generator at the schedule's level and α of the checkpoint; a run
-stopped before it reached full resolution is upsampled (nearest) to the data's size so it can be scored.
+stopped before it reached full resolution is upsampled (nearest) to the data's size so it can be scored. The
+generator runs where its weights are (``from_run(..., device=)``); z and noise are drawn on the CPU and moved, so
+the samples of a seed do not depend on the device beyond float rounding; the images come back on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch.nn import functional as F
 from geneval.errors import GenevalInputError
 from geneval.images import quantize_to_uint8
 from trainers.common.checkpoint import load_checkpoint
+from trainers.common.runs import module_device
 from trainers.common.seeding import generator, per_sample_normal
 
 LATENT_STREAM, NOISE_STREAM = 7, 8
@@ -49,7 +52,8 @@ class StyleGanSampler:
                truncation_cutoff: int | None = None) -> torch.Tensor:
         """``[num, num_layers, w_dim]``: per-layer w of samples 0 … num − 1 of ``seed``, truncated toward w̄."""
         check_truncation(truncation, truncation_cutoff, num_layers=self.num_layers)
-        return self.G.truncate(self.G.styles(self.latents(num, seed)), truncation, truncation_cutoff)
+        z = self.latents(num, seed).to(module_device(self.G))
+        return self.G.truncate(self.G.styles(z), truncation, truncation_cutoff)
 
     def noise(self, num: int, seed: int, *, first: int = 0) -> list | None:
         """Per-sample noise images (one list entry per layer), or None when the generator has no noise inputs."""
@@ -65,16 +69,16 @@ class StyleGanSampler:
     @torch.no_grad()
     def synthesize(self, ws: torch.Tensor, noise: list | None = None) -> torch.Tensor:
         """uint8 ``[N, C, H, W]`` images of per-layer styles ``ws`` (noise: as ``noise()``; None: no noise)."""
-        out = []
+        out, device = [], module_device(self.G)
         for start in range(0, len(ws), self.batch_size):
             part = slice(start, start + self.batch_size)
-            x = self.G(ws[part], level=self.level, alpha=self.alpha,
-                       noise=[n[part] for n in noise] if noise is not None else None)
+            x = self.G(ws[part].to(device), level=self.level, alpha=self.alpha,
+                       noise=[n[part].to(device) for n in noise] if noise is not None else None)
             if x.shape[-1] != self.out_size:
                 x = F.interpolate(x, size=(self.out_size, self.out_size), mode="nearest")
             # ProGAN and StyleGAN end in a linear toRGB (no tanh) and clip when converting to 8 bits
             # (``misc.convert_to_pil_image`` / ``convert_images_to_uint8``): the clip is the papers' own
-            out.append(quantize_to_uint8(x.clamp(-1.0, 1.0), "-1,1", what="generator output"))
+            out.append(quantize_to_uint8(x.clamp(-1.0, 1.0), "-1,1", what="generator output").cpu())
         return torch.cat(out) if out else torch.zeros((0, 0, 0, 0), dtype=torch.uint8)
 
     # ------------------------------------------------------------------------------------------ protocol
@@ -90,8 +94,8 @@ class StyleGanSampler:
     __call__ = sample
 
     @classmethod
-    def from_run(cls, run_dir, *, which: str = "final") -> "StyleGanSampler":
-        """The EMA generator of ``checkpoint.pt`` (``which="final"``) or ``best.pt`` (``"best"``)."""
+    def from_run(cls, run_dir, *, which: str = "final", device: torch.device | str = "cpu") -> "StyleGanSampler":
+        """The EMA generator of ``checkpoint.pt`` (``which="final"``) or ``best.pt`` (``"best"``), on ``device``."""
         from trainers.gan.sampler import config_from_json
         from trainers.stylegan.config import StyleGanConfig
         from trainers.stylegan.model import build_models
@@ -105,4 +109,4 @@ class StyleGanSampler:
         state = state.get("trainer", state)  # checkpoint.pt nests the training state; best.pt does not
         G, _ = build_models(cfg)
         G.load_state_dict(state["G_ema"])
-        return cls(G, level=state["growth"]["level"], alpha=state["growth"]["alpha"], out_size=cfg.shape[1])
+        return cls(G.to(device), level=state["growth"]["level"], alpha=state["growth"]["alpha"], out_size=cfg.shape[1])

@@ -11,9 +11,11 @@ D never sees a difference between real and fake that is only the fade.
 Every random draw comes from ``(seed, stream, step)`` (``trainers.common.seeding.generator``): data order, latents,
 mixing crossovers, noise images and the gradient penalty's ε. Nothing reads the global RNG after the weights are
 initialised, so a resumed run (models, optimisers, EMA with its w̄, step; the schedule follows from the step)
-takes the steps an uninterrupted one takes. The harness (``trainers.common.harness``) does the run folder,
-checkpoints, validation on a held-out train slice, ``best.pt``; ``finish`` scores final and best on the test split
-with the GAN trainer's protocol (``trainers.gan.evaluation``), draws the pictures and writes ``record.json``.
+takes the steps an uninterrupted one takes. ``device``: where G, D and their batches run; every draw is made on
+the CPU and then moved, so a GPU run draws the random numbers a CPU run draws (one process: no torchrun). The
+harness (``trainers.common.harness``) does the run folder, checkpoints, validation on a held-out train slice,
+``best.pt``; ``finish`` scores final and best on the test split with the GAN trainer's protocol
+(``trainers.gan.evaluation``), draws the pictures and writes ``record.json``.
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ def process_reals(x: torch.Tensor, *, level: int, alpha: float, levels: int) -> 
 class StyleGanTraining:
     """Models, optimisers and data of one run, and ``train_step()``."""
 
-    def __init__(self, cfg, *, images: torch.Tensor):
-        self.cfg, self.images = cfg, images  # uint8 [N, C, H, W]
+    def __init__(self, cfg, *, images: torch.Tensor, device: torch.device | str = "cpu"):
+        self.cfg, self.images, self.device = cfg, images, torch.device(device)  # images: uint8 [N, C, H, W], CPU
         self.batches_per_epoch = len(images) // cfg.batch_size
         self._order_epoch, self._order = -1, None
         torch.manual_seed(derived_seed(cfg.seed, INIT))
-        self.G, self.D = build_models(cfg)
+        self.G, self.D = (net.to(self.device) for net in build_models(cfg))
         self.ema = WeightEMA(self.G, decay=cfg.ema_decay, start_step=0, debias=True)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas, eps=1e-8)
@@ -100,7 +102,8 @@ class StyleGanTraining:
         if epoch != self._order_epoch:
             self._order = torch.randperm(len(self.images), generator=generator(self.cfg.seed, ORDER, epoch))
             self._order_epoch = epoch
-        return to_signed_unit(self.images[self._order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]])
+        rows = self._order[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size]
+        return to_signed_unit(self.images[rows]).to(self.device)
 
     def styles(self, g: torch.Generator, *, level: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-layer styles ``[B, num_layers, w_dim]`` of one minibatch, and each sample's crossover layer.
@@ -110,22 +113,23 @@ class StyleGanTraining:
         w2 = f(z2) from there on; otherwise its crossover is ``num_layers`` (no mixing). Drawn per sample."""
         cfg, G = self.cfg, self.G
         n = cfg.batch_size
-        ws = G.styles(torch.randn(n, cfg.z_dim, generator=g))
+        ws = G.styles(torch.randn(n, cfg.z_dim, generator=g).to(self.device))
         crossover = torch.full((n,), G.num_layers)
         if cfg.mixing_prob > 0:
-            ws2 = G.styles(torch.randn(n, cfg.z_dim, generator=g))
+            ws2 = G.styles(torch.randn(n, cfg.z_dim, generator=g).to(self.device))
             in_use = 2 * (level + 1)
             mixed = torch.rand(n, generator=g) < cfg.mixing_prob
             cut = torch.randint(1, in_use, (n,), generator=g) if in_use > 1 else torch.ones(n, dtype=torch.long)
             crossover = torch.where(mixed, cut, crossover)
             take_second = torch.arange(G.num_layers).view(1, -1, 1) >= crossover.view(-1, 1, 1)
-            ws = torch.where(take_second, ws2, ws)
+            ws = torch.where(take_second.to(self.device), ws2, ws)
         return ws, crossover
 
     def noise(self, g: torch.Generator, *, level: int) -> list | None:
         if not self.cfg.noise_inputs:
             return None
-        return [torch.randn(self.cfg.batch_size, *shape, generator=g) for shape in self.G.noise_shapes(level)]
+        return [torch.randn(self.cfg.batch_size, *shape, generator=g).to(self.device)
+                for shape in self.G.noise_shapes(level)]
 
     # ------------------------------------------------------------------------------------------ step
     def train_step(self) -> dict[str, float]:
@@ -206,8 +210,9 @@ class StyleGanTraining:
 # ================================================================================================= the run
 
 def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None,
-          progress: bool | None = None) -> dict:
-    """Train (or continue) the run in ``out``; its record, or ``{"stopped": step}`` when stopped early."""
+          progress: bool | None = None, device: torch.device | str = "cpu") -> dict:
+    """Train (or continue) the run in ``out`` on ``device``; its record, or ``{"stopped": step}`` when stopped
+    early. A run may resume on another device than it started on (the checkpoint is loaded onto this one)."""
     from geneval.optional import require_plotting
     from geneval.sources import open_source
 
@@ -222,7 +227,7 @@ def train(cfg, *, out, resume: bool = False, stop_after_steps: int | None = None
     val_images, val_labels = images[n_train:], labels[n_train:]
     if cfg.train_subset:
         n_train = min(n_train, cfg.train_subset)
-    trainer = StyleGanTraining(cfg, images=images[:n_train])
+    trainer = StyleGanTraining(cfg, images=images[:n_train], device=device)
     val_metrics, _ = evaluation.available_metrics(cfg, evaluation.VALIDATION_METRICS)
     val_reference = open_source(val_images, labels=val_labels)
     val_name = f"{cfg.dataset}:train[{len(images) - cfg.val_holdout}:]"
@@ -255,15 +260,15 @@ def finish(trainer: StyleGanTraining, run: RunDir, outcome: Outcome, *, n_train:
     reference = f"{cfg.dataset}:test"
     results, protocol, sampling = {}, None, None
     for which in ("final", "best"):
-        sampler = StyleGanSampler.from_run(run.path, which=which)
+        sampler = StyleGanSampler.from_run(run.path, which=which, device=trainer.device)
         samples, timing = timed(lambda: sampler.sample(cfg.eval_samples, cfg.sample_seed), cfg.eval_samples)
         sampling = sampling or {**timing, "checkpoint": which}  # the final checkpoint's
         results[which], protocol = evaluation.score(samples, None, cfg=cfg, reference=reference,
                                                     reference_name=reference, metrics=report_metrics,
                                                     num_ref=cfg.eval_num_ref)
         save_grid(run.file(f"samples_{which}.png"), samples[:100], ncols=10, scale=2)
-    artifacts = pictures.draw_all(StyleGanSampler.from_run(run.path, which="final"), run.path, seed=cfg.sample_seed,
-                                  psi=cfg.picture_psi)
+    artifacts = pictures.draw_all(StyleGanSampler.from_run(run.path, which="final", device=trainer.device), run.path,
+                                  seed=cfg.sample_seed, psi=cfg.picture_psi)
     evaluation.plot_curves(run.read_log(), run.file("curves.png"),
                            title=f"{cfg.preset} ({cfg.budget}) on {cfg.dataset}")
     params = {"generator": count_parameters(trainer.G), "discriminator": count_parameters(trainer.D)}
@@ -278,6 +283,7 @@ def finish(trainer: StyleGanTraining, run: RunDir, outcome: Outcome, *, n_train:
         "kimg": trainer.step * cfg.batch_size / 1000, "train_images": n_train,
         "wall_time_s": round(train_time, 1), "eval_wall_time_s": round(outcome.watch.elapsed() - train_time, 1),
         "sampled_from": "ema", "sampling": sampling, "metrics": results, "best_step": best.get("step"),
+        "compute": {"device": str(trainer.device), "processes": 1},
         "selection": {"reference": val_name, "metric": "fid", "num_samples": cfg.val_samples,
                       "value": best.get("fid"), "evaluations": len(history["evals"])},
         "collapse": {"detected": history["collapse"] is not None, "margin": cfg.collapse_margin,

@@ -33,7 +33,7 @@ def parse_psis(text: str) -> list[float]:
 
 
 def truncation_sweep(run_dir, *, psis: list[float], num_samples: int, which: str = "best", cutoff: int | None = None,
-                     seed: int | None = None, out_dir=None) -> list[dict]:
+                     seed: int | None = None, out_dir=None, device: str = "cpu") -> list[dict]:
     import torch
 
     from geneval.grid import save_grid
@@ -49,7 +49,7 @@ def truncation_sweep(run_dir, *, psis: list[float], num_samples: int, which: str
     if not (run_dir / "config.json").is_file():
         raise GenevalInputError(f"{run_dir} is not a stylegan run folder (no config.json)")
     cfg = config_from_json(json.loads((run_dir / "config.json").read_text()), StyleGanConfig)
-    sampler = StyleGanSampler.from_run(run_dir, which=which)
+    sampler = StyleGanSampler.from_run(run_dir, which=which, device=device)
     check_truncation(None, cutoff, num_layers=sampler.num_layers)
     metrics, skipped = evaluation.available_metrics(cfg, SWEEP_METRICS)
     reference, seed = f"{cfg.dataset}:test", cfg.sample_seed if seed is None else seed

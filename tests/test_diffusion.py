@@ -252,6 +252,30 @@ def test_sample_batches_kept_in_parts_resume_an_interrupted_evaluation(tmp_path)
         draw_in_parts(sampler, 10, 5, None, options, parts)
 
 
+def test_two_processes_share_a_row_one_drawing_last_first(tmp_path):
+    """draw_in_parts(last_first=True) draws from the last batch back and returns the samples in order; a
+    first-to-last draw that finds its batches loads them (the two meet in the middle of a shared row)."""
+    import numpy as np
+
+    from trainers.diffusion.train import draw_in_parts
+
+    d = D.GaussianDiffusion(D.make_betas("linear", 20))
+    sampler = DiffusionSampler(tiny_model(tiny_config()), d, shape=(1, 28, 28), num_classes=10, conditional=False,
+                               batch_size=4)
+    options = dict(sampler="ddim", sampling_steps=3, eta=0.0)
+    straight, _ = draw_in_parts(sampler, 10, 5, None, options, None)
+    backward, _ = draw_in_parts(sampler, 10, 5, None, options, None, last_first=True)
+    assert torch.equal(backward, straight)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    # the last-first process has kept the last two batches, marked so a reload shows
+    (parts / "0000008-2.npz").write_bytes(_batch_file(np, np.full((2, 1, 28, 28), 7, np.uint8), 3.0))
+    (parts / "0000004-4.npz").write_bytes(_batch_file(np, np.full((4, 1, 28, 28), 7, np.uint8), 3.0))
+    shared, seconds = draw_in_parts(sampler, 10, 5, None, options, parts)
+    assert torch.equal(shared[:4], straight[:4]) and shared[4:].eq(7).all() and seconds >= 6.0
+    assert sorted(p.name for p in parts.iterdir()) == ["0000000-4.npz", "0000004-4.npz", "0000008-2.npz"]
+
+
 def _batch_file(np, images, seconds: float) -> bytes:
     import io
 
@@ -343,6 +367,54 @@ def test_family_contract_and_rescoring(smoke_runs):
     assert samples.shape == (3, 1, 28, 28)
     bound = load_model(str(run / "checkpoint.pt"))  # `geneval likelihood CHECKPOINT`
     assert bound.kind == "vlb"
+
+
+@needs_data
+def test_sweep_keeps_what_the_runner_reads(smoke_runs, tmp_path):
+    """``python -m trainers.diffusion.sweep`` (here drawing last-first) keeps each row's evaluation where the
+    family's ``evaluate`` (the runner's path) finds it: same key, so the runner does not sample again."""
+    import shutil
+
+    from geneval.leaderboard.spec import config_hashes, load_spec, resolve
+    from trainers.diffusion import sweep
+
+    cfg, tmp, _, _ = smoke_runs
+    spec_path = tmp_path / "sweep.toml"
+    spec_path.write_text('''
+[table]
+name = "sweep_check"
+title = "sweep check"
+trainer = "diffusion"
+preset = "ddpm"
+budget = "smoke"
+dataset = "fashion-mnist"
+seeds = [0]
+[evaluation]
+metrics = ["fid", "kid"]
+[columns]
+metrics = ["fid", "kid"]
+which = ["final"]
+[[rows]]
+name = "DDIM S=3"
+baseline = true
+sampler = "ddim"
+sampling_steps = 3
+eta = 0.0
+num_samples = 20
+''')
+    spec = load_spec(spec_path)
+    row = spec.rows[0]
+    _, config = resolve(spec, row, 0)
+    run = tmp_path / "runs" / f"diffusion-ddpm-smoke-{config_hashes(row, config)[0]}"
+    shutil.copytree(tmp / "straight", run, ignore=shutil.ignore_patterns("evaluations"))
+    sweep.main([str(spec_path), "--runs-dir", str(tmp_path / "runs"), "--last-first"])
+    kept = sorted((run / "evaluations").glob("*.json"))
+    assert len(kept) == 1
+    values, protocol = DIFFUSION.evaluate(run, config=config, which="final", metrics=("fid", "kid"),
+                                          **row.eval_options)
+    assert sorted((run / "evaluations").glob("*.json")) == kept  # read, not drawn and kept again
+    assert values["fid"] == json.loads(kept[0].read_text())["metrics"]["fid"]
+    assert (protocol["sampler"], protocol["sampling_steps"], protocol["num_samples"]) == ("ddim", 3, 20)
 
 
 def test_paper_budget_is_ho_et_al_unet():

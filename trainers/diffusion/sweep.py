@@ -6,6 +6,9 @@
 
 The runner itself evaluates the rows of one run folder one after another in one process; this lets other cores
 take some of them, and start as soon as the final checkpoint is written (while the run still measures its bound).
+``--last-first`` draws each row's sample batches from the last one back, so a second process can take half of a
+long row that a first process is drawing in order (both load the batches the other has kept; both then score it,
+to the same values).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from pathlib import Path
 
 def main(argv=None) -> None:
     from geneval.leaderboard.spec import config_hashes, load_spec, resolve
+    from trainers.diffusion.train import evaluate_run
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("spec")
     parser.add_argument("--rows", nargs="*", default=None, help="row names (default: every row)")
     parser.add_argument("--runs-dir", default="runs/leaderboards")
+    parser.add_argument("--last-first", action="store_true", help="draw each row's batches from the last one back")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     spec = load_spec(args.spec)
@@ -33,12 +38,15 @@ def main(argv=None) -> None:
     by_name = {row.name: row for row in spec.rows}
     for row in [by_name[name] for name in args.rows] if args.rows else spec.rows:  # in the order asked
         for seed in row.seeds:
-            trainer, config = resolve(spec, row, seed)
+            _, config = resolve(spec, row, seed)
             run_dir = Path(args.runs_dir) / f"{row.trainer}-{row.preset}-{row.budget}-{config_hashes(row, config)[0]}"
             if not (run_dir / "checkpoint.pt").is_file():
                 logging.warning("%s: %s has no checkpoint; skipped", row.name, run_dir)
                 continue
-            values, _ = trainer.evaluate(run_dir, config=config, which="final", metrics=metrics, **row.eval_options)
+            options = dict(row.eval_options)
+            if "num_samples" in options:  # the family's option name for the run's eval_samples (family.evaluate)
+                options["eval_samples"] = options.pop("num_samples")
+            values, _ = evaluate_run(run_dir, which="final", metrics=metrics, last_first=args.last_first, **options)
             logging.info("%s seed %d: %s", row.name, seed,
                          {k: round(v["value"], 4) for k, v in values.items() if v.get("value") is not None})
 

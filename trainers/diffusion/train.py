@@ -298,9 +298,9 @@ def sample_protocol(cfg: DiffusionConfig, *, sampler: str | None, sampling_steps
 
 def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusion, *, options: dict,
                   metrics: tuple[str, ...], run: RunDir | None = None, ci: float | None = None,
-                  ci_resamples: int = 100, parts: Path | None = None) -> tuple[dict, dict]:
+                  ci_resamples: int = 100, parts: Path | None = None, last_first: bool = False) -> tuple[dict, dict]:
     """Draw ``options["eval_samples"]`` samples with the sampler, time them, score them on the test split.
-    ``parts``: a folder that keeps each batch as it is drawn (``draw_in_parts``)."""
+    ``parts``: a folder that keeps each batch as it is drawn (``draw_in_parts``, ``last_first`` its order)."""
     from geneval.grid import save_grid
     from trainers.common.evaluation import evaluate_samples, kid_subsets_for
     from trainers.common.likelihood_training import SAMPLE_METRICS
@@ -308,7 +308,7 @@ def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusio
     sampler = make_sampler(cfg, model, diffusion)
     num = options["eval_samples"]
     labels = sampler.labels_for(num)
-    samples, seconds = draw_in_parts(sampler, num, cfg.sample_seed, labels, options, parts)
+    samples, seconds = draw_in_parts(sampler, num, cfg.sample_seed, labels, options, parts, last_first=last_first)
     per_1000 = seconds / num * 1000
     log.info("%d samples (%s, S = %d, η = %s) in %.1f s: %.1f s per 1000", num, options["sampler"],
              options["sampling_steps"], options["eta"], seconds, per_1000)
@@ -330,12 +330,14 @@ def score_samples(cfg: DiffusionConfig, model: UNet, diffusion: GaussianDiffusio
 
 
 def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, options: dict,
-                  parts: Path | None) -> tuple[torch.Tensor, float]:
+                  parts: Path | None, *, last_first: bool = False) -> tuple[torch.Tensor, float]:
     """``num`` samples and the seconds spent drawing them. With ``parts``, each batch of the sampler's batch size
     is written there when drawn (``<first>-<count>.npz``: the uint8 images and their seconds) and a rerun loads
     the batches already there, so a 10,000-sample evaluation at S = 250 (hours here) survives interruption.
     Sample i depends only on (seed, i), so the result does not depend on where it stopped; the seconds are the
-    sum of the batches' own times."""
+    sum of the batches' own times. ``last_first``: draw the batches from the last one back, so that a second
+    process can share a row with one going first to last (each loads what the other has written when it gets
+    there; they meet in the middle)."""
     import zipfile
 
     import numpy as np
@@ -343,8 +345,9 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
     from geneval.atomic import write_bytes_atomic
 
     step = sampler.batch_size
-    out, seconds, reused = [], 0.0, 0
-    for first in range(0, num, step):
+    out, seconds, reused = {}, 0.0, 0
+    firsts = range(0, num, step)
+    for first in reversed(firsts) if last_first else firsts:
         count = min(step, num - first)
         part = parts / f"{first:07d}-{count}.npz" if parts is not None else None
         if part is not None and part.is_file():
@@ -369,11 +372,12 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
                 np.savez(buffer, images=images.numpy(), seconds=np.float64(spent))
                 part.parent.mkdir(parents=True, exist_ok=True)
                 write_bytes_atomic(part, buffer.getvalue())
-        out.append(images)
+        out[first] = images
         seconds += spent
     if reused:
         log.info("%d of %d batches loaded from %s", reused, len(out), parts)
-    return (torch.cat(out) if out else torch.zeros((0, *sampler.shape), dtype=torch.uint8)), seconds
+    ordered = [out[first] for first in firsts]
+    return (torch.cat(ordered) if ordered else torch.zeros((0, *sampler.shape), dtype=torch.uint8)), seconds
 
 
 def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float, n_train: int,
@@ -413,11 +417,12 @@ def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float,
 
 
 def evaluate_run(run_dir, *, which: str, metrics: tuple[str, ...], ci: float | None = None, ci_resamples: int = 100,
-                 **options) -> tuple[dict, dict]:
+                 last_first: bool = False, **options) -> tuple[dict, dict]:
     """Re-score a run's final checkpoint with evaluation-time options; the run's bound is added from its record
     (it does not depend on the sampler). Sample results are kept in ``<run>/evaluations/<key>.json``, keyed by
     the checkpoint's sha256, the options, the metrics and the CI settings, so an interrupted sweep resumes where
-    it stopped and several processes can share one (``trainers.diffusion.sweep``)."""
+    it stopped and several processes can share one (``trainers.diffusion.sweep``); two can share one row when
+    one of them draws ``last_first`` (``draw_in_parts``)."""
     run = RunDir(run_dir)
     cfg, model, diffusion, state = load_run(run_dir, which=which)
     if state["step"] != cfg.steps:
@@ -430,7 +435,8 @@ def evaluate_run(run_dir, *, which: str, metrics: tuple[str, ...], ci: float | N
         values, protocol = kept["metrics"], kept["protocol"]
     else:
         values, protocol = score_samples(cfg, model, diffusion, options=chosen, metrics=metrics, run=run, ci=ci,
-                                         ci_resamples=ci_resamples, parts=parts_path(run, digest, chosen, cfg))
+                                         ci_resamples=ci_resamples, parts=parts_path(run, digest, chosen, cfg),
+                                         last_first=last_first)
         keep(cache, values=values, protocol=protocol, digest=digest)
         values, protocol = json.loads(json.dumps(values, default=str)), json.loads(json.dumps(protocol, default=str))
     if run.finished():

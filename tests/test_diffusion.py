@@ -238,9 +238,10 @@ def test_sample_batches_kept_in_parts_resume_an_interrupted_evaluation(tmp_path)
     first, _ = draw_in_parts(sampler, 6, 5, None, options, parts)  # "interrupted" after 6 samples: 4 + 2
     assert sorted(p.name for p in parts.iterdir()) == ["0000000-4.npz", "0000004-2.npz"]
     (parts / "0000000-4.npz").write_bytes(_batch_file(np, np.zeros((4, 1, 28, 28), np.uint8), 7.0))  # marked
-    whole, seconds = draw_in_parts(sampler, 10, 5, None, options, parts)
+    whole, batches = draw_in_parts(sampler, 10, 5, None, options, parts)
     straight, _ = draw_in_parts(sampler, 10, 5, None, options, None)
-    assert whole[:4].eq(0).all() and seconds >= 7.0  # batch 0 was loaded, not drawn again
+    assert whole[:4].eq(0).all() and batches[0] == (4, 7.0)  # batch 0 was loaded, with its time, not drawn again
+    assert [count for count, _ in batches] == [4, 4, 2]
     assert torch.equal(whole[4:], straight[4:]) and torch.equal(first[4:], straight[4:6])
     assert sorted(p.name for p in parts.iterdir()) == ["0000000-4.npz", "0000004-2.npz", "0000004-4.npz",
                                                         "0000008-2.npz"]
@@ -250,6 +251,14 @@ def test_sample_batches_kept_in_parts_resume_an_interrupted_evaluation(tmp_path)
     (parts / "0000008-2.npz").write_bytes(b"PK\x03\x04 cut short")  # not what np.savez writes
     with pytest.raises(GenevalInputError, match="0000008-2.npz: not a batch of samples this sweep wrote"):
         draw_in_parts(sampler, 10, 5, None, options, parts)
+
+
+def test_sampling_cost_is_the_median_batch_so_a_paused_batch_does_not_count():
+    from trainers.diffusion.train import seconds_per_1000
+
+    steady = [(250, 25.0)] * 39
+    assert seconds_per_1000(steady + [(250, 1291.0)]) == pytest.approx(100.0)  # the total would say 229
+    assert seconds_per_1000([(4, 2.0), (4, 2.0), (2, 1.0)]) == pytest.approx(500.0)  # per sample: a short last batch
 
 
 def test_two_processes_share_a_row_one_drawing_last_first(tmp_path):
@@ -271,8 +280,8 @@ def test_two_processes_share_a_row_one_drawing_last_first(tmp_path):
     # the last-first process has kept the last two batches, marked so a reload shows
     (parts / "0000008-2.npz").write_bytes(_batch_file(np, np.full((2, 1, 28, 28), 7, np.uint8), 3.0))
     (parts / "0000004-4.npz").write_bytes(_batch_file(np, np.full((4, 1, 28, 28), 7, np.uint8), 3.0))
-    shared, seconds = draw_in_parts(sampler, 10, 5, None, options, parts)
-    assert torch.equal(shared[:4], straight[:4]) and shared[4:].eq(7).all() and seconds >= 6.0
+    shared, batches = draw_in_parts(sampler, 10, 5, None, options, parts)
+    assert torch.equal(shared[:4], straight[:4]) and shared[4:].eq(7).all() and batches[1:] == [(4, 3.0), (2, 3.0)]
     assert sorted(p.name for p in parts.iterdir()) == ["0000000-4.npz", "0000004-4.npz", "0000008-2.npz"]
 
 

@@ -426,6 +426,26 @@ num_samples = 20
     assert (protocol["sampler"], protocol["sampling_steps"], protocol["num_samples"]) == ("ddim", 3, 20)
 
 
+def test_steps_plot_summarises_every_point_with_its_sample_count_and_writes_a_png(tmp_path):
+    from trainers.diffusion.plots import steps_plot
+
+    def line(row, sampler, steps, eta, n, fid, kid, cost):
+        return json.dumps({"row": row, "seed": 0, "config_hash": "h", "evaluation": {
+            "sampler": sampler, "sampling_steps": steps, "eta": eta, "num_samples": n}, "metrics": {"final": {
+                "fid": {"value": fid}, "kid": {"value": kid}, "sampling_s_per_1000": {"value": cost}}}})
+
+    records = tmp_path / "records.jsonl"
+    records.write_text("\n".join([line("a", "ddim", 10, 0.0, 10000, 75.0, 0.5, 20.0),
+                                  line("b", "ddim", 50, 0.0, 10000, 66.0, 0.4, 100.0),
+                                  line("c", "ddim", 1000, 0.0, 100, 73.0, 0.37, 2000.0),
+                                  line("d", "ddpm", 10, None, 10000, 135.0, 0.9, 20.0)]) + "\n")
+    out = tmp_path / "plot.png"
+    summary = steps_plot(records, out=out)
+    assert summary.splitlines() == ["ddim η = 0: S=10: 75.00 (n=10000), S=50: 66.00 (n=10000), S=1000: 73.00 (n=100)",
+                                    "ddpm: S=10: 135.00 (n=10000)"]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_paper_budget_is_ho_et_al_unet():
     """`paper` at 32×32 is Ho et al.'s CIFAR-10 network (35.7M parameters, Appendix B); 28×28 drops one level."""
     cifar = build_config(preset="ddpm", budget="paper", dataset="cifar10", overrides={})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 
 def steps_plot(records: str | Path, *, out: str | Path, metric: str = "fid") -> str:
-    """One line per (sampler, η): ``metric`` of the final checkpoint vs S (log axis), KID (comparable across
-    sample counts, unlike FID) and seconds per 1,000 samples beside it; points annotated with their sample
-    counts. Returns a text summary."""
+    """One line per (sampler, η): ``metric`` of the final checkpoint vs S (log axis) through the points with the
+    series' largest sample count (others hollow, annotated with theirs), KID (comparable across sample counts,
+    unlike FID) and seconds per 1,000 samples beside it. Returns a text summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,9 +31,17 @@ def steps_plot(records: str | Path, *, out: str | Path, metric: str = "fid") -> 
     for name, points in sorted(series.items()):
         points.sort()
         steps = [p[0] for p in points]
-        ax.plot(steps, [p[1] for p in points], marker="o", label=name)
-        for s, v, _, n, _ in points:
-            ax.annotate(f"{n}", (s, v), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        # FID is biased upwards at small N, so only the points with the series' largest sample count are joined;
+        # a point scored on fewer samples (the 1000-step chain) stands apart, hollow
+        most = max(p[3] or 0 for p in points)
+        joined = [p for p in points if (p[3] or 0) == most]
+        (line,) = ax.plot([p[0] for p in joined], [p[1] for p in joined], marker="o", label=f"{name} (n = {most})")
+        apart = [p for p in points if (p[3] or 0) != most]
+        if apart:
+            ax.plot([p[0] for p in apart], [p[1] for p in apart], marker="o", linestyle="none", markerfacecolor="none",
+                    color=line.get_color())
+        for s, v, _, n, _ in apart:
+            ax.annotate(f"n = {n}", (s, v), textcoords="offset points", xytext=(4, 3), fontsize=7)
         if any(p[4] is not None for p in points):
             kx.plot(steps, [p[4] for p in points], marker="o", label=name)
         if any(p[2] is not None for p in points):
@@ -46,7 +54,7 @@ def steps_plot(records: str | Path, *, out: str | Path, metric: str = "fid") -> 
         axis.grid(alpha=0.3)
         axis.legend()
     bx.set_yscale("log")
-    ax.set_title(f"{metric.upper()} vs S (numbers: samples scored)")
+    ax.set_title(f"{metric.upper()} vs S (hollow: fewer samples, not comparable)")
     kx.set_title("KID vs S (comparable across sample counts)")
     bx.set_title("sampling cost on this CPU")
     fig.tight_layout()

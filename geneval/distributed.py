@@ -90,6 +90,14 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def refuse_launch(command: str) -> None:
+    """For a trainer that runs in one process: a ``torchrun`` launch would have every rank train the same run into
+    the same folder, so it fails at start with one line."""
+    if launched():
+        raise GenevalInputError(f"{command} runs in one process; start it without torchrun "
+                                "(--device cuda trains on one GPU)")
+
+
 def init(device: torch.device) -> Context | None:
     """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA); None for a single process."""
     if not launched():

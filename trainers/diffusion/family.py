@@ -147,7 +147,7 @@ class DiffusionFamily(Family):
         from trainers.diffusion.train import evaluate_run
 
         return evaluate_run(run_dir, which=which, metrics=metrics, ci=ci, ci_resamples=ci_resamples,
-                            sampler=sampler, sampling_steps=sampling_steps, eta=eta, eval_samples=num_samples)
+                            sampler=sampler, sampling_steps=sampling_steps, eta=eta, num_samples=num_samples)
 
 
 DIFFUSION = DiffusionFamily()

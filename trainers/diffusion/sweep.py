@@ -43,10 +43,8 @@ def main(argv=None) -> None:
             if not (run_dir / "checkpoint.pt").is_file():
                 logging.warning("%s: %s has no checkpoint; skipped", row.name, run_dir)
                 continue
-            options = dict(row.eval_options)
-            if "num_samples" in options:  # the family's option name for the run's eval_samples (family.evaluate)
-                options["eval_samples"] = options.pop("num_samples")
-            values, _ = evaluate_run(run_dir, which="final", metrics=metrics, last_first=args.last_first, **options)
+            values, _ = evaluate_run(run_dir, which="final", metrics=metrics, last_first=args.last_first,
+                                     **row.eval_options)
             logging.info("%s seed %d: %s", row.name, seed,
                          {k: round(v["value"], 4) for k, v in values.items() if v.get("value") is not None})
 

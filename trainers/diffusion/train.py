@@ -346,9 +346,9 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
     from ``parts`` with the seconds it took when drawn). With ``parts``, each batch of the sampler's batch size
     is written there when drawn (``<first>-<count>.npz``: the uint8 images and their seconds) and a rerun loads
     the batches already there, so a 10,000-sample evaluation at S = 250 (hours here) survives interruption.
-    Sample i depends only on (seed, i), so the result does not depend on where it stopped. ``last_first``: draw the batches from the last one back, so that a second
-    process can share a row with one going first to last (each loads what the other has written when it gets
-    there; they meet in the middle)."""
+    Sample i depends only on (seed, i), so the result does not depend on where it stopped. ``last_first``: draw
+    the batches from the last one back, so that a second process can share a row with one going first to last
+    (each loads what the other has written when it gets there; they meet in the middle)."""
     import zipfile
 
     import numpy as np
@@ -356,7 +356,7 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
     from geneval.atomic import write_bytes_atomic
 
     step = sampler.batch_size
-    out, timings, reused = {}, {}, 0
+    drawn, reused = {}, 0  # first index → (images, count, seconds)
     firsts = range(0, num, step)
     for first in reversed(firsts) if last_first else firsts:
         count = min(step, num - first)
@@ -383,12 +383,13 @@ def draw_in_parts(sampler: DiffusionSampler, num: int, seed: int, labels, option
                 np.savez(buffer, images=images.numpy(), seconds=np.float64(spent))
                 part.parent.mkdir(parents=True, exist_ok=True)
                 write_bytes_atomic(part, buffer.getvalue())
-        out[first], timings[first] = images, (count, spent)
+        drawn[first] = images, count, spent
     if reused:
-        log.info("%d of %d batches loaded from %s", reused, len(out), parts)
-    ordered = [out[first] for first in firsts]
-    samples = torch.cat(ordered) if ordered else torch.zeros((0, *sampler.shape), dtype=torch.uint8)
-    return samples, [timings[first] for first in firsts]
+        log.info("%d of %d batches loaded from %s", reused, len(drawn), parts)
+    ordered = [drawn[first] for first in firsts]
+    samples = torch.cat([images for images, _, _ in ordered]) if ordered else \
+        torch.zeros((0, *sampler.shape), dtype=torch.uint8)
+    return samples, [(count, spent) for _, count, spent in ordered]
 
 
 def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float, n_train: int,
@@ -428,7 +429,8 @@ def finish(trainer: DiffusionTraining, run: RunDir, *, train_wall_time_s: float,
 
 
 def evaluate_run(run_dir, *, which: str, metrics: tuple[str, ...], ci: float | None = None, ci_resamples: int = 100,
-                 last_first: bool = False, **options) -> tuple[dict, dict]:
+                 sampler: str | None = None, sampling_steps: int | None = None, eta: float | None = None,
+                 num_samples: int | None = None, last_first: bool = False) -> tuple[dict, dict]:
     """Re-score a run's final checkpoint with evaluation-time options; the run's bound is added from its record
     (it does not depend on the sampler). Sample results are kept in ``<run>/evaluations/<key>.json``, keyed by
     the checkpoint's sha256, the options, the metrics and the CI settings, so an interrupted sweep resumes where
@@ -438,8 +440,7 @@ def evaluate_run(run_dir, *, which: str, metrics: tuple[str, ...], ci: float | N
     cfg, model, diffusion, state = load_run(run_dir, which=which)
     if state["step"] != cfg.steps:
         raise GenevalInputError(f"{run.checkpoint} is at step {state['step']} of {cfg.steps}: training has not finished")
-    chosen = sample_protocol(cfg, sampler=options.get("sampler"), sampling_steps=options.get("sampling_steps"),
-                             eta=options.get("eta"), num_samples=options.get("eval_samples"))
+    chosen = sample_protocol(cfg, sampler=sampler, sampling_steps=sampling_steps, eta=eta, num_samples=num_samples)
     cache, digest = cache_path(run, options=chosen, metrics=metrics, ci=ci, ci_resamples=ci_resamples)
     if cache.is_file():
         kept = json.loads(cache.read_text())

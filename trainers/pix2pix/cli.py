@@ -42,13 +42,10 @@ def pix2pix(task, budget, overrides, out, resume, stop_after_steps, progress, de
     import logging
 
     from geneval import distributed
-    from geneval.errors import GenevalInputError
     from trainers.common.config import parse_overrides
     from trainers.pix2pix.train import make_config, train as train_run
 
-    if distributed.launched():  # every rank would train the same run into the same folder
-        raise GenevalInputError("geneval train pix2pix runs in one process; start it without torchrun "
-                                "(--device cuda trains on one GPU)")
+    distributed.refuse_launch("geneval train pix2pix")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     config = make_config(budget=budget, task=task, overrides=parse_overrides(overrides))
     record = train_run(config, out=out, budget=budget, resume=resume, stop_after_steps=stop_after_steps,

@@ -45,13 +45,10 @@ def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, sto
       geneval train stylegan-truncation runs/sg-f --psis 1,0.7,0.5,0
     """
     from geneval import distributed
-    from geneval.errors import GenevalInputError
     from trainers.common.config import config_dict, parse_overrides
     from trainers.stylegan.config import build_config
 
-    if distributed.launched():  # every rank would train the same run into the same folder
-        raise GenevalInputError("geneval train stylegan runs in one process; start it without torchrun "
-                                "(--device cuda trains on one GPU)")
+    distributed.refuse_launch("geneval train stylegan")
     cfg = build_config(preset=preset, budget=budget, dataset=dataset, overrides=parse_overrides(overrides), seed=seed)
     if print_config:
         click.echo(json.dumps(config_dict(cfg), indent=2))

@@ -258,6 +258,26 @@ def test_import_adopts_an_older_record_of_the_same_training_config(uninterrupted
     assert messages[0] == "smoke: 1 of 4 (row, seed) already recorded; 3 to do"
 
 
+def test_row_option_records_only_the_named_rows_now(uninterrupted, tmp_path):
+    """``--row`` fills one row of a long table first (the cross-family table's PixelRNN rows, say); the other
+    missing rows are left for a later call, and a name that is in no spec fails before anything runs."""
+    from geneval.leaderboard.runner import run
+
+    messages = []
+    lines = run(SMOKE, runs_dir=uninterrupted / "runs", records_dir=tmp_path / "records", train=False,
+                echo=messages.append, rows=["+ SN in D"])
+    assert sorted((l["row"], l["seed"]) for l in lines) == [("+ SN in D", 0), ("+ SN in D", 1)]
+    assert messages[0] == "smoke: 0 of 4 (row, seed) already recorded; 4 to do, 2 of them now (--row), 2 later"
+
+    done = subprocess.run([GENEVAL, "leaderboard", "run", str(SMOKE), "--row", "SN in D", "--runs-dir",
+                           str(tmp_path / "runs"), "--records-dir", str(tmp_path / "more")],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (f"Error: row 'SN in D' is in none of {SMOKE}; "
+                                                    "rows: + SN in D, DCGAN")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "more").exists()
+
+
 def test_several_specs_share_one_pool_and_a_run_folder_is_trained_once(tmp_path):
     """Two specs whose rows need the same run folders (like the BigGAN baseline and SAGAN's feat14 row), run in
     one call with two workers: each folder is trained once and both tables record it."""

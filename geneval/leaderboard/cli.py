@@ -64,6 +64,8 @@ def check(spec):
 @click.option("--no-build", is_flag=True, help="Only record; do not regenerate the table.")
 @click.option("--no-train", is_flag=True,
               help="Train nothing: only record finished run folders and the spec's matching imported records.")
+@click.option("--row", "rows", multiple=True, metavar="NAME",
+              help="Only this row (repeatable); the spec's other missing rows wait for a later call.")
 @click.option("--device", default="auto", show_default=True, metavar="DEV",
               help="Where trainers that support it train: auto (CUDA when available), cpu, cuda, cuda:N.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -75,8 +77,8 @@ def check(spec):
 @click.option("--ray-gpus-per-run", type=click.FloatRange(0), default=None, metavar="G",
               help="GPUs each Ray task reserves (0.5: two runs share one); default: the spec's [resources], else 0.")
 @_dirs
-def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, ray_cpus_per_run, ray_gpus_per_run,
-        records_dir, tables_dir):
+def run(specs, jobs, runs_dir, no_build, no_train, rows, device, engine, ray_address, ray_cpus_per_run,
+        ray_gpus_per_run, records_dir, tables_dir):
     """Train and evaluate every (row, seed) of each SPEC without a record, append records, then build the tables.
 
     Resumable: recorded (row, seed) are skipped, finished run folders are adopted, interrupted ones resume.
@@ -88,6 +90,7 @@ def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, 
       geneval leaderboard run leaderboards/specs/biggan_ablation.toml leaderboards/specs/cross_family.toml --jobs 2
       geneval leaderboard run leaderboards/specs/smoke.toml --engine ray --ray-address 10.0.0.1:6379
       geneval leaderboard run leaderboards/specs/stylegan_ablation.toml --engine ray --ray-gpus-per-run 1
+      geneval leaderboard run leaderboards/specs/cross_family.toml --row "Row LSTM" --row "PixelCNN++"
     """
     from geneval.distributed import resolve_device
     from geneval.leaderboard.runner import run as run_specs
@@ -98,7 +101,7 @@ def run(specs, jobs, runs_dir, no_build, no_train, device, engine, ray_address, 
         raise click.UsageError("--ray-address / --ray-cpus-per-run / --ray-gpus-per-run need --engine ray")
     run_specs(list(specs), jobs=jobs, runs_dir=runs_dir, records_dir=records_dir, train=not no_train,
               echo=lambda m: click.echo(m, err=True), device=device, engine=engine, ray_address=ray_address,
-              ray_cpus_per_run=ray_cpus_per_run, ray_gpus_per_run=ray_gpus_per_run)
+              ray_cpus_per_run=ray_cpus_per_run, ray_gpus_per_run=ray_gpus_per_run, rows=list(rows) or None)
     if not no_build:
         for spec in specs:
             _build(spec, records_dir, tables_dir)

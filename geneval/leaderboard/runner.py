@@ -58,7 +58,7 @@ def records_path(spec: Spec, records_dir: Path | None) -> Path:
 def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("runs/leaderboards"),
         records_dir: Path | None = None, train: bool = True, echo=print, device: str = "cpu", engine: str = "local",
         ray_address: str | None = None, ray_cpus_per_run: int | None = None,
-        ray_gpus_per_run: float | None = None) -> list[dict]:
+        ray_gpus_per_run: float | None = None, rows: list[str] | None = None) -> list[dict]:
     """Record every missing (row, seed) of one spec or several; ``train=False``: only adopt finished run folders
     and imports. ``device``: where trainers that take one train (``auto``, ``cpu``, ``cuda``, ...); ``engine``:
     ``local`` (this machine's process pool) or ``ray`` (tasks on the cluster at ``ray_address``, each reserving
@@ -66,9 +66,15 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
 
     Several specs share one pool of ``jobs`` processes, so one table's last long run does not leave cores idle
     while the next table waits; a run folder two specs need (a shared baseline) is trained once, by one worker.
+    ``rows``: only these row names (of any of the specs) are trained now; the others wait for a later call.
     """
     paths = [spec_paths] if isinstance(spec_paths, (str, Path)) else list(spec_paths)
     specs = [load_spec(p) for p in paths]  # validates every row of every spec before anything trains
+    if rows:
+        known = {row.name for spec in specs for row in spec.rows}
+        if unknown := [name for name in rows if name not in known]:
+            raise GenevalInputError(f"row {unknown[0]!r} is in none of {', '.join(map(str, paths))}; "
+                                    f"rows: {', '.join(sorted(known))}")
     groups: dict[Path, list[tuple[str, int, int]]] = {}
     imports: dict[str, dict] = {}
     for spec in specs:
@@ -81,8 +87,13 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
                 if (key := (spec.rows[t.row_index].name, t.seed, t.config_hash)) not in done or key in changed]
         total = len(tasks)
         refresh = sum((spec.rows[t.row_index].name, t.seed, t.config_hash) in changed for t in todo)
-        echo(f"{spec.name}: {total - len(todo) + refresh} of {total} (row, seed) already recorded; {len(todo)} to do"
-             + (f" ({refresh} of them: imported records changed since)" if refresh else ""))
+        message = (f"{spec.name}: {total - len(todo) + refresh} of {total} (row, seed) already recorded; "
+                   f"{len(todo)} to do" + (f" ({refresh} of them: imported records changed since)" if refresh else ""))
+        if rows:
+            later = len(todo)
+            todo = [t for t in todo if spec.rows[t.row_index].name in rows]
+            message += f", {len(todo)} of them now (--row), {later - len(todo)} later"
+        echo(message)
         imports[str(spec.path)] = _import_candidates(spec)
         for task in todo:
             groups.setdefault(task.run_dir, []).append((str(spec.path), task.row_index, task.seed))

@@ -7,6 +7,7 @@ import json
 import click
 
 from trainers.cli import train
+from trainers.common.run_options import launch, resolved_config, training_options
 
 
 @train.command("ddpm")
@@ -16,19 +17,8 @@ from trainers.cli import train
               help="smoke (seconds, tests), small (≤ 30 min on 2 CPU cores), paper (Ho et al.'s U-Net; GPU-days).")
 @click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME",
               help="A geneval dataset: fashion-mnist, mnist, cifar10.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key (repeatable), e.g. --set schedule=cosine --set steps=2000.")
-@click.option("--seed", type=int, default=None, help="Training seed (default 0).")
-@click.option("--out", required=True, metavar="DIR", type=click.Path(file_okay=False),
-              help="Run folder (config.json, checkpoint.pt, log.jsonl, samples_*.png, record.json).")
-@click.option("--resume", is_flag=True, help="Continue the checkpoint in --out if there is one.")
-@click.option("--threads", type=int, default=0, show_default=True, help="torch threads (0: torch's default).")
-@click.option("--stop-after-steps", type=int, default=None, metavar="N",
-              help="Checkpoint and stop after N steps (to test resumption).")
-@click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-@click.option("--device", default="auto", show_default=True, metavar="DEV",
-              help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank its local GPU.")
+@training_options(set_example="--set schedule=cosine --set steps=2000", torchrun=True,
+                  out_files="config.json, checkpoint.pt, log.jsonl, samples_*.png, record.json")
 def ddpm(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress,
          device):
     """Train a DDPM, then measure its test bound (bits/dim) and its samples (FID, IS, KID, precision, recall).
@@ -41,33 +31,17 @@ def ddpm(preset, budget, dataset, overrides, seed, out, resume, threads, stop_af
       torchrun --nproc_per_node=2 -m geneval train ddpm --budget small --device cuda --out runs/ddpm-ddp
     Other samplers and step counts re-score a finished run: leaderboards/specs/ddpm_sampling.toml.
     """
-    from trainers.common.config import config_dict, parse_overrides
     from trainers.diffusion.family import build_config
 
-    cfg = build_config(preset=preset, budget=budget, dataset=dataset, overrides=parse_overrides(overrides), seed=seed)
-    if print_config:
-        click.echo(json.dumps(config_dict(cfg), indent=2))
+    cfg = resolved_config(build_config, command="geneval train ddpm", torchrun=True, preset=preset, budget=budget,
+                          dataset=dataset, overrides=overrides, seed=seed, print_config=print_config)
+    if cfg is None:
         return
-    import logging
-
-    import torch
-
     from trainers.diffusion.train import train as run_training
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("trainers").setLevel(logging.INFO)
-    from geneval import distributed
-
-    if threads:
-        torch.set_num_threads(threads)
-    resolved = distributed.resolve_device(device)
-    ctx = distributed.init(resolved)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress,
-                          device=str(resolved))
-    if ctx is not None and not ctx.is_main:
-        return
-    if "stopped" in result:
-        click.echo(f"stopped at step {result['stopped']}; continue with --resume", err=True)
+    result = launch(run_training, cfg, torchrun=True, out=out, resume=resume, threads=threads,
+                    stop_after_steps=stop_after_steps, progress=progress, device=device)
+    if result is None:
         return
     final = result["metrics"]["final"]
     click.echo(json.dumps({"out": out, "steps": result["steps"], "wall_time_s": result["wall_time_s"],

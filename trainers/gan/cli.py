@@ -7,6 +7,7 @@ import json
 import click
 
 from trainers.cli import train
+from trainers.common.run_options import launch, resolved_config, training_options
 
 PRESET_NAMES = ("mlp", "dcgan", "cgan", "wgan", "wgan-gp", "sngan", "sagan", "biggan-lite")
 
@@ -18,19 +19,9 @@ PRESET_NAMES = ("mlp", "dcgan", "cgan", "wgan", "wgan-gp", "sngan", "sagan", "bi
               help="Size and length: smoke (seconds, tests), small (≤20 min on a CPU), default (the recipe's own).")
 @click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME",
               help="A geneval dataset: fashion-mnist, mnist, cifar10, ... (geneval datasets).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key (repeatable), e.g. --set n_dis=2 --set sn_g=true.")
-@click.option("--seed", type=int, default=None, help="Training seed (default 0).")
-@click.option("--out", required=True, metavar="DIR", type=click.Path(file_okay=False),
-              help="Run folder (config.json, checkpoint.pt, best.pt, log.jsonl, PNGs, record.json).")
-@click.option("--resume", is_flag=True, help="Continue the checkpoint in --out if there is one.")
-@click.option("--threads", type=int, default=0, show_default=True, help="torch threads (0: torch's default).")
-@click.option("--stop-after-steps", type=int, default=None, metavar="N",
-              help="Checkpoint and stop after N generator steps (to test resumption).")
-@click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-@click.option("--device", default="auto", show_default=True, metavar="DEV",
-              help="auto (CUDA when available), cpu, cuda or cuda:N; under torchrun each rank its local GPU.")
+@training_options(set_example="--set n_dis=2 --set sn_g=true", torchrun=True,
+                  out_files="config.json, checkpoint.pt, best.pt, log.jsonl, PNGs, record.json",
+                  stop_note="; N counts generator steps")
 def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress,
         device):
     """Train a GAN recipe, evaluate it on the validation slice while training and on the test split at the end.
@@ -42,32 +33,17 @@ def gan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_aft
       geneval train gan --preset biggan-lite --dataset cifar10 --set width_mult=2 --out runs/gan/biggan
       torchrun --nproc_per_node=2 -m geneval train gan --preset dcgan --device cuda --out runs/gan/dcgan-ddp
     """
-    from trainers.common.config import config_dict, parse_overrides
     from trainers.gan.config import build_config
 
-    cfg = build_config(preset=preset, budget=budget, dataset=dataset, overrides=parse_overrides(overrides), seed=seed)
-    if print_config:
-        click.echo(json.dumps(config_dict(cfg), indent=2))
+    cfg = resolved_config(build_config, command="geneval train gan", torchrun=True, preset=preset, budget=budget,
+                          dataset=dataset, overrides=overrides, seed=seed, print_config=print_config)
+    if cfg is None:
         return
-    import logging
-
-    import torch
-
     from trainers.gan.train import train as run_training
 
-    logging.getLogger("trainers").setLevel(logging.INFO)
-    from geneval import distributed
-
-    if threads:
-        torch.set_num_threads(threads)
-    resolved = distributed.resolve_device(device)
-    ctx = distributed.init(resolved)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress,
-                          device=str(resolved))
-    if ctx is not None and not ctx.is_main:
-        return
-    if "stopped" in result:
-        click.echo(f"stopped at step {result['stopped']}; continue with --resume", err=True)
+    result = launch(run_training, cfg, torchrun=True, out=out, resume=resume, threads=threads,
+                    stop_after_steps=stop_after_steps, progress=progress, device=device)
+    if result is None:
         return
     final, best = result["metrics"]["final"], result["metrics"]["best"]
     summary = {which: {k: round(v["value"], 4) for k, v in m.items()} for which, m in (("final", final), ("best", best))}

@@ -77,6 +77,21 @@ def score(samples: torch.Tensor, labels: torch.Tensor | None, *, cfg, reference,
     return values, protocol
 
 
+def rescore(samples: torch.Tensor, labels: torch.Tensor | None, *, config, metrics: tuple[str, ...],
+            ci: float | None, ci_resamples: int) -> tuple[dict, dict]:
+    """A family's ``evaluate``: a checkpoint's samples (drawn with the run's sample seeds) scored on the test
+    split with the run's extractor and reference count, optionally with a bootstrap interval; the metrics the
+    run cannot measure are listed in the protocol, not computed."""
+    keep, skipped = available_metrics(config, metrics)
+    options = {"ci": ci, "ci_resamples": ci_resamples} if ci else {}
+    values, protocol = evaluate_samples(samples, reference=f"{config.dataset}:test", metrics=keep,
+                                        features=extractor_name(config), labels=labels,
+                                        num_ref=config.eval_num_ref or None, kid_subsets=kid_subsets_for(len(samples)),
+                                        **options)
+    protocol.update({"sample_seed": config.sample_seed, "metrics_skipped": skipped})
+    return values, protocol
+
+
 def plot_curves(log_entries: list[dict], path, *, title: str) -> None:
     """Losses per logged step and validation FID per evaluation, one PNG."""
     import matplotlib

@@ -61,19 +61,13 @@ class GanFamily(Family):
                  ci_resamples: int = 100, truncation: float | None = None) -> tuple[dict, dict]:
         """Re-score checkpoint ``which`` on the test split with the run's own protocol, truncated and/or with a
         bootstrap interval; the samples use the run's sample seeds, so only the option differs."""
-        from trainers.common.evaluation import evaluate_samples, kid_subsets_for
-        from trainers.gan import evaluation
+        from trainers.gan.evaluation import rescore
 
         sampler = self.sampler(run_dir, which=which)
         labels = sampler.labels_for(config.eval_samples)
         samples = sampler.sample(config.eval_samples, config.sample_seed, labels, truncation=truncation)
-        keep, skipped = evaluation.available_metrics(config, metrics)
-        options = {"ci": ci, "ci_resamples": ci_resamples} if ci else {}
-        values, protocol = evaluate_samples(samples, reference=f"{config.dataset}:test", metrics=keep,
-                                            features=evaluation.extractor_name(config), labels=labels,
-                                            num_ref=config.eval_num_ref or None,
-                                            kid_subsets=kid_subsets_for(len(samples)), **options)
-        protocol.update({"sample_seed": config.sample_seed, "metrics_skipped": skipped, "truncation": truncation})
+        values, protocol = rescore(samples, labels, config=config, metrics=metrics, ci=ci, ci_resamples=ci_resamples)
+        protocol["truncation"] = truncation
         return values, protocol
 
 

@@ -7,6 +7,7 @@ import json
 import click
 
 from trainers.cli import train
+from trainers.common.run_options import launch, resolved_config, training_options
 
 PRESET_NAMES = ("progan", "stylegan-a", "stylegan-b", "stylegan-c", "stylegan-d", "stylegan-e", "stylegan-f")
 
@@ -18,19 +19,9 @@ PRESET_NAMES = ("progan", "stylegan-a", "stylegan-b", "stylegan-c", "stylegan-d"
               help="smoke (seconds, tests), small (≤ 30 min on a shared 2-core CPU), paper (the papers' widths).")
 @click.option("--dataset", default="fashion-mnist", show_default=True, metavar="NAME",
               help="A geneval dataset (28×28 grows 7 → 14 → 28; 32×32 grows 8 → 16 → 32).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config key (repeatable), e.g. --set mixing_prob=0.5 --set mapping_layers=4.")
-@click.option("--seed", type=int, default=None, help="Training seed (default 0).")
-@click.option("--out", required=True, metavar="DIR", type=click.Path(file_okay=False),
-              help="Run folder (config.json, checkpoint.pt, best.pt, log.jsonl, pictures, record.json).")
-@click.option("--resume", is_flag=True, help="Continue the checkpoint in --out if there is one.")
-@click.option("--threads", type=int, default=0, show_default=True, help="torch threads (0: torch's default).")
-@click.option("--stop-after-steps", type=click.IntRange(1), default=None, metavar="N",
-              help="Checkpoint and stop after N steps (to test resumption; the growing schedule resumes too).")
-@click.option("--print-config", is_flag=True, help="Print the resolved config as JSON and exit.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: when a terminal].")
-@click.option("--device", default="auto", show_default=True, metavar="DEV",
-              help="auto (CUDA when available), cpu, cuda or cuda:N; one process (no torchrun).")
+@training_options(set_example="--set mixing_prob=0.5 --set mapping_layers=4", torchrun=False,
+                  out_files="config.json, checkpoint.pt, best.pt, log.jsonl, pictures, record.json",
+                  stop_note="; the growing schedule resumes too")
 def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, stop_after_steps, print_config, progress,
              device):
     """Train ProGAN or a StyleGAN configuration (growing 7 → 14 → 28 with fade-in), select the best checkpoint on
@@ -44,28 +35,17 @@ def stylegan(preset, budget, dataset, overrides, seed, out, resume, threads, sto
       geneval train stylegan --preset stylegan-f --budget paper --device cuda --out runs/sg-f-paper
       geneval train stylegan-truncation runs/sg-f --psis 1,0.7,0.5,0
     """
-    from geneval import distributed
-    from trainers.common.config import config_dict, parse_overrides
     from trainers.stylegan.config import build_config
 
-    distributed.refuse_launch("geneval train stylegan")
-    cfg = build_config(preset=preset, budget=budget, dataset=dataset, overrides=parse_overrides(overrides), seed=seed)
-    if print_config:
-        click.echo(json.dumps(config_dict(cfg), indent=2))
+    cfg = resolved_config(build_config, command="geneval train stylegan", torchrun=False, preset=preset,
+                          budget=budget, dataset=dataset, overrides=overrides, seed=seed, print_config=print_config)
+    if cfg is None:
         return
-    import logging
-
-    import torch
-
     from trainers.stylegan.train import train as run_training
 
-    logging.getLogger("trainers").setLevel(logging.INFO)
-    if threads:
-        torch.set_num_threads(threads)
-    result = run_training(cfg, out=out, resume=resume, stop_after_steps=stop_after_steps, progress=progress,
-                          device=str(distributed.resolve_device(device)))
-    if "stopped" in result:
-        click.echo(json.dumps({"stopped": result["stopped"], "growth": result["growth"], "out": out}))
+    result = launch(run_training, cfg, torchrun=False, out=out, resume=resume, threads=threads,
+                    stop_after_steps=stop_after_steps, progress=progress, device=device)
+    if result is None:
         return
     summary = {which: {k: round(v["value"], 4) for k, v in m.items()} for which, m in result["metrics"].items()}
     click.echo(json.dumps({"out": out, "steps": result["steps"], "growth": result["growth"],

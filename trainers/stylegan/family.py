@@ -65,20 +65,13 @@ class StyleGanFamily(Family):
                  ci_resamples: int = 100, truncation: float | None = None,
                  truncation_cutoff: int | None = None) -> tuple[dict, dict]:
         """Re-score checkpoint ``which`` on the test split with the run's protocol and sample seeds, truncated."""
-        from trainers.common.evaluation import evaluate_samples, kid_subsets_for
-        from trainers.gan import evaluation
+        from trainers.gan.evaluation import rescore
 
         sampler = self.sampler(run_dir, which=which)
         samples = sampler.sample(config.eval_samples, config.sample_seed, truncation=truncation,
                                  truncation_cutoff=truncation_cutoff)
-        keep, skipped = evaluation.available_metrics(config, metrics)
-        options = {"ci": ci, "ci_resamples": ci_resamples} if ci else {}
-        values, protocol = evaluate_samples(samples, reference=f"{config.dataset}:test", metrics=keep,
-                                            features=evaluation.extractor_name(config),
-                                            num_ref=config.eval_num_ref or None,
-                                            kid_subsets=kid_subsets_for(len(samples)), **options)
-        protocol.update({"sample_seed": config.sample_seed, "metrics_skipped": skipped, "truncation": truncation,
-                         "truncation_cutoff": truncation_cutoff})
+        values, protocol = rescore(samples, None, config=config, metrics=metrics, ci=ci, ci_resamples=ci_resamples)
+        protocol.update({"truncation": truncation, "truncation_cutoff": truncation_cutoff})
         return values, protocol
 
 

@@ -79,12 +79,42 @@ def test_gated_pixelcnn_has_no_blind_spot_and_pixelcnn_does():
     assert not plain[(3, 5)]  # the blind spot: above and to the right, out of the masked receptive field
 
 
+@pytest.mark.parametrize("name", ["pixelcnn", "gated-pixelcnn", "gated-conditional"])
+def test_colour_channels_read_earlier_channels_of_their_pixel_and_nothing_later(name):
+    """Colour images, generation order raster then R → G → B (van den Oord et al. 2016a §3.4): the gradient of
+    the log-likelihood of x_ijc with respect to every input at or after (i, j, c) is exactly zero, and channel c
+    of a pixel reads that pixel's channels < c; the Gated PixelCNN (no blind spot) reads every earlier input."""
+    shape = (3, 5, 6)  # widths: enough features per colour group that no group is all dead ReLUs somewhere
+    kw = {"num_classes": 3} if name == "gated-conditional" else {}
+    if name == "pixelcnn":
+        model = PixelCNN(shape=shape, levels=256, channels=12, num_blocks=2, out_channels=30)
+    else:
+        model = GatedPixelCNN(shape=shape, levels=256, channels=24, num_layers=4, out_channels=30, **kw)
+    model = randomize(model)
+    labels = torch.tensor([1, 2]) if kw else None
+    x = torch.randint(0, 256, (2, *shape), generator=torch.Generator().manual_seed(1)).to(torch.uint8)
+    xs = model.scaled(x).requires_grad_()
+    model.scaled = lambda _: xs  # logits as a function of the scaled inputs
+    logits = model.logits(x, labels)
+    c, h, w = shape
+    order = torch.arange(h * w).view(1, h, w) * c + torch.arange(c).view(-1, 1, 1)
+    for i, j, k in itertools.product(range(h), range(w), range(c)):
+        ll = -torch.nn.functional.cross_entropy(logits[:1, :, k, i, j], x[:1, k, i, j].long())
+        grad, = torch.autograd.grad(ll, xs, retain_graph=True)
+        position = (i * w + j) * c + k
+        assert not grad[0][order >= position].any(), f"pixel {(i, j)} channel {k} saw the future"
+        assert not grad[1].any()  # nor another image of the batch
+        assert (grad[0][:k, i, j] != 0).all(), f"channel {k} of pixel {(i, j)} does not read its earlier channels"
+        if name != "pixelcnn" and position > 0:
+            assert (grad[0][order < position] != 0).all(), f"pixel {(i, j)} channel {k} has a blind spot"
+
+
 @pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("levels,shape", [(2, (1, 2, 2)), (256, (1, 1, 2))])
+@pytest.mark.parametrize("levels,shape", [(2, (1, 2, 2)), (256, (1, 1, 2)), (2, (3, 1, 2))])
 def test_probabilities_sum_to_one_over_all_images(name, levels, shape):
     kw = {"num_masks": 3, "resample_order": True} if name == "made" else {}
     model = randomize(tiny(name, shape=shape, levels=levels, **kw))
-    values = torch.tensor(list(itertools.product(range(levels), repeat=shape[1] * shape[2])), dtype=torch.uint8).view(-1, *shape)
+    values = torch.tensor(list(itertools.product(range(levels), repeat=shape[0] * shape[1] * shape[2])), dtype=torch.uint8).view(-1, *shape)
     with torch.no_grad():
         total = torch.logsumexp(model.log_prob(values), 0)
     assert float(total) == pytest.approx(0.0, abs=1e-5)  # float32 networks

@@ -11,9 +11,13 @@ Row LSTM / Diagonal BiLSTM in fast_sampling_rnn.py, PixelCNN++ in fast_sampling_
 
     PixelCNN        per pixel p: first (mask A 7×7) at p → per block: m_b(p) = relu(reduce(relu(h(p)))),
                     h(p) += expand(relu(conv3×3_B(m_b) at p)) → the 1×1 output layers → draw x(p).
+                    Colour: once per channel c of p, each pass with p's channels < c drawn (the masks keep
+                    the rest out of the logits of c); the last pass leaves every activation at p final, as no
+                    activation at p reads p's last channel.
     GatedPixelCNN   the vertical stack at row i reads input row i in full (columns j + k//2 included) and feeds
                     the horizontal stack only from row i + 1, so it is computed a whole row at a time, once row
-                    i is drawn; the horizontal stack runs per pixel from its own row's columns ≤ j.
+                    i is drawn; the horizontal stack runs per pixel (per channel, for colour) from its own
+                    row's columns ≤ j.
 
 A convolution at one position is the dot product of its (masked) kernel with the window of the cached,
 zero-padded input map there (padding gives the same bias-only values as the network's own padding). The
@@ -42,8 +46,10 @@ def conv_at(x_padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 
 
 def pointwise(conv: torch.nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
-    """A 1×1 convolution at one position: ``[B, I] → [B, O]``."""
-    return F.linear(h, conv.weight[:, :, 0, 0], conv.bias)
+    """A 1×1 convolution at one position, with its colour mask if it has one: ``[B, I] → [B, O]``."""
+    mask = getattr(conv, "mask", None)
+    weight = conv.weight if mask is None else conv.weight * mask
+    return F.linear(h, weight[:, :, 0, 0], conv.bias)
 
 
 @torch.inference_mode()
@@ -81,12 +87,9 @@ def _zeros_like_params(model):
     return lambda *shape: torch.zeros(*shape, dtype=param.dtype, device=param.device)
 
 
-def _draw_pixel(model, logits: torch.Tensor, u: torch.Tensor, x: torch.Tensor, i: int, j: int) -> None:
-    """Write pixel (i, j) of every channel from the output layer's ``[B, K·C]`` logits (channels of one pixel
-    share the logits: these models do not condition a channel on the same pixel's earlier channels)."""
-    logits = logits.view(len(x), model.num_logits, model.shape[0])
-    for k in range(model.shape[0]):
-        x[:, k, i, j] = draw(logits[:, :, k], u[:, k, i, j])
+def _draw_channel(model, logits: torch.Tensor, u: torch.Tensor, x: torch.Tensor, i: int, j: int, k: int) -> None:
+    """Write channel k of pixel (i, j) from the output layer's ``[B, K·C]`` logits (logit n·C + k is channel k's)."""
+    x[:, k, i, j] = draw(logits.view(len(x), model.num_logits, model.shape[0])[:, :, k], u[:, k, i, j])
 
 
 def _scaled_pixel(model, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
@@ -105,13 +108,14 @@ def _pixelcnn_batch(model: PixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
     mids = [zeros(b, blk.conv.in_channels, h + 2, w + 2) for blk, _ in blocks]  # m_b maps, padded by 1
     for i in range(h):
         for j in range(w):
-            a = conv_at(inputs, first_w, model.first.bias, i, j)  # mask A: input pixels before (i, j)
-            for (blk, wb), mid in zip(blocks, mids):
-                mid[:, :, i + 1, j + 1] = F.relu(pointwise(blk.reduce, F.relu(a)))
-                a = a + pointwise(blk.expand, F.relu(conv_at(mid, wb, blk.conv.bias, i, j)))
-            logits = pointwise(model.out2, F.relu(pointwise(model.out1, F.relu(a))))
-            _draw_pixel(model, logits, u, x, i, j)
-            inputs[:, :, i + p0, j + p0] = _scaled_pixel(model, x, i, j)
+            for k in range(c):  # colour: channel k's logits read this pixel's channels < k, so one pass each
+                a = conv_at(inputs, first_w, model.first.bias, i, j)  # mask A: inputs before (i, j, k)
+                for (blk, wb), mid in zip(blocks, mids):
+                    mid[:, :, i + 1, j + 1] = F.relu(pointwise(blk.reduce, F.relu(a)))
+                    a = a + pointwise(blk.expand, F.relu(conv_at(mid, wb, blk.conv.bias, i, j)))
+                logits = pointwise(model.out2, F.relu(pointwise(model.out1, F.relu(a))))
+                _draw_channel(model, logits, u, x, i, j, k)
+                inputs[:, :, i + p0, j + p0] = _scaled_pixel(model, x, i, j)
     return x
 
 
@@ -127,24 +131,29 @@ def _gated_batch(model: GatedPixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
     v_pre_prev = [None] * len(layers)  # each layer's v_pre of the row above: what reaches its horizontal stack
     # Horizontal stack: h_in[l] is one row of layer l's horizontal input, padded p on the left (+1 for the
     # first layer's shift right by one column).
+    h_weights = [layer.h_conv.weight * layer.h_mask for layer in layers]
     for i in range(h):
         h_in = [zeros(b, layer.h_conv.in_channels, 1, w + p + (1 if layer.first else 0))
                 for layer, p in zip(layers, pads)]
         for j in range(w):
-            a = None
-            for l, (layer, p) in enumerate(zip(layers, pads)):
-                h_pre = conv_at(h_in[l], layer.h_conv.weight, layer.h_conv.bias, 0, j)
-                above = (v_pre_prev[l][:, :, j] if v_pre_prev[l] is not None
-                         else zeros(b, layer.v_to_h.in_channels))
-                h_pre = h_pre + pointwise(layer.v_to_h, above)
-                if conds[l] is not None:
-                    h_pre = h_pre + conds[l][1]
-                h_out = pointwise(layer.h_out, gate(h_pre))
-                a = h_out if layer.first else a + h_out
-                if l + 1 < len(layers):
-                    h_in[l + 1][:, :, 0, j + pads[l + 1]] = a
-            logits = pointwise(model.out2, F.relu(pointwise(model.out1, F.relu(a))))
-            _draw_pixel(model, logits, u, x, i, j)
+            for k in range(c):  # colour: channel k's logits read this pixel's channels < k, so one pass each
+                pixel = _scaled_pixel(model, x, i, j)  # channels ≥ k not drawn yet: masked out where read
+                a = None
+                for l, (layer, p) in enumerate(zip(layers, pads)):
+                    h_pre = conv_at(h_in[l], h_weights[l], layer.h_conv.bias, 0, j)
+                    above = (v_pre_prev[l][:, :, j] if v_pre_prev[l] is not None
+                             else zeros(b, layer.v_to_h.in_channels))
+                    h_pre = h_pre + pointwise(layer.v_to_h, above)
+                    if layer.h_centre is not None:
+                        h_pre = h_pre + pointwise(layer.h_centre, pixel)
+                    if conds[l] is not None:
+                        h_pre = h_pre + conds[l][1]
+                    h_out = pointwise(layer.h_out, gate(h_pre))
+                    a = h_out if layer.first else a + h_out
+                    if l + 1 < len(layers):
+                        h_in[l + 1][:, :, 0, j + pads[l + 1]] = a
+                logits = pointwise(model.out2, F.relu(pointwise(model.out1, F.relu(a))))
+                _draw_channel(model, logits, u, x, i, j, k)
             pixel = _scaled_pixel(model, x, i, j)
             h_in[0][:, :, 0, j + pads[0] + 1] = pixel  # first layer: columns < j + 1 for the next pixel
             v_in[0][:, :, i + pads[0], j + pads[0]] = pixel

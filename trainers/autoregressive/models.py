@@ -8,6 +8,11 @@
     GatedPixelCNN   gated vertical/horizontal stacks without a blind spot, optionally class-conditional
                     (van den Oord et al. 2016b)
 
+Colour images (C > 1) are generated pixel by pixel and, within a pixel, R → G → B: the convolutional models split
+their features into C groups and mask what a group reads at its own position (``MaskedConv``; PixelRNN paper
+§3.4, Fig. 4), so the logits of channel c read the pixel's channels < c; the MLP models order the sub-pixels
+channel-major (every R, then every G, then every B).
+
 The reference implementation for sizes and the published binarised-MNIST numbers is pytorch-generative
 (EugenHotaj/pytorch-generative, README table). All models take uint8 ``[B, C, H, W]`` with values
 ``0..levels-1`` and return logits ``[B, K, C, H, W]`` (K = 1 for Bernoulli, 256 for the softmax).
@@ -302,31 +307,60 @@ class MADE(Autoregressive):
 # --------------------------------------------------------------------------------------------- PixelCNN
 
 
-class MaskedConv2d(nn.Conv2d):
-    """A convolution that sees only pixels above and to the left; type A also hides the centre (first
-    layer: the pixel being predicted), type B keeps it (later layers). Single-channel images, so no
-    colour-channel masking (PixelRNN paper, Fig. 4)."""
+def groups(num_features: int, channels: int) -> torch.Tensor:
+    """The colour channel each of ``num_features`` features belongs to: feature u → u·C // n (C equal groups;
+    PixelRNN paper §3.4, Fig. 4). One channel: every feature in group 0."""
+    return torch.arange(num_features) * channels // num_features
 
-    def __init__(self, kind: str, in_channels: int, out_channels: int, kernel: int):
-        super().__init__(in_channels, out_channels, kernel, padding=kernel // 2)
-        mask = torch.ones(kernel, kernel)
-        centre = kernel // 2
-        mask[centre, centre + (kind == "B"):] = 0
-        mask[centre + 1:] = 0
-        self.register_buffer("mask", mask[None, None], persistent=False)
+
+def centre_mask(kind: str, in_groups: torch.Tensor, out_groups: torch.Tensor) -> torch.Tensor:
+    """``[O, I]``: which input feature an output feature may read at the position it predicts — input group g
+    into output group c only if g < c (mask A: the first layer, which reads the image) or g ≤ c (mask B)."""
+    return (out_groups[:, None] > in_groups[None]) if kind == "A" else (out_groups[:, None] >= in_groups[None])
+
+
+class MaskedConv(nn.Conv2d):
+    """A (kh × kw) convolution, zero-padded to keep the size, that reads the positions before the centre in full
+    and, at the centre, input group g into output group c only if g < c (mask A) or g ≤ c (mask B); nothing
+    after the centre (van den Oord et al. 2016a, §3.4). With one channel, mask A hides the centre and mask B
+    keeps it; a 1×1 mask-B convolution is then a plain 1×1 convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel, *, kind: str, in_groups: torch.Tensor,
+                 out_groups: torch.Tensor):
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2))
+        mask = torch.zeros(out_channels, in_channels, kh, kw)
+        mask[:, :, :kh // 2] = 1  # rows above the centre
+        mask[:, :, kh // 2, :kw // 2] = 1  # the centre row, left of the centre
+        mask[:, :, kh // 2, kw // 2] = centre_mask(kind, in_groups, out_groups).float()
+        self.register_buffer("mask", mask, persistent=False)
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight * self.mask
 
     def forward(self, x):
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+        return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
+
+
+def output_layers(features: int, out_channels: int, num_logits: int, colours: int) -> tuple[MaskedConv, MaskedConv]:
+    """The two 1×1 mask-B output layers: features → ``out_channels`` → ``num_logits · colours`` logits, where
+    logit k·C + c belongs to channel c (viewed as ``[B, K, C, H, W]``)."""
+    hidden = groups(out_channels, colours)
+    return (MaskedConv(features, out_channels, 1, kind="B", in_groups=groups(features, colours), out_groups=hidden),
+            MaskedConv(out_channels, num_logits * colours, 1, kind="B", in_groups=hidden,
+                       out_groups=torch.arange(num_logits * colours) % colours))
 
 
 class ResidualBlock(nn.Module):
-    """ReLU → 1×1 (2h → h) → ReLU → masked 3×3 B → ReLU → 1×1 (h → 2h), plus the input (PixelRNN Fig. 5)."""
+    """ReLU → 1×1 (2h → h) → ReLU → masked 3×3 B → ReLU → 1×1 (h → 2h), plus the input (PixelRNN Fig. 5); for
+    colour images every convolution is mask B over the features' colour groups."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, colours: int = 1):
         super().__init__()
-        self.reduce = nn.Conv2d(2 * channels, channels, 1)
-        self.conv = MaskedConv2d("B", channels, channels, 3)
-        self.expand = nn.Conv2d(channels, 2 * channels, 1)
+        wide, narrow = groups(2 * channels, colours), groups(channels, colours)
+        self.reduce = MaskedConv(2 * channels, channels, 1, kind="B", in_groups=wide, out_groups=narrow)
+        self.conv = MaskedConv(channels, channels, 3, kind="B", in_groups=narrow, out_groups=narrow)
+        self.expand = MaskedConv(channels, 2 * channels, 1, kind="B", in_groups=narrow, out_groups=wide)
 
     def forward(self, x):
         return x + self.expand(F.relu(self.conv(F.relu(self.reduce(F.relu(x))))))
@@ -341,15 +375,18 @@ class ConvAutoregressive(Autoregressive):
 
 class PixelCNN(ConvAutoregressive):
     """7×7 mask-A convolution, residual blocks with 3×3 mask-B convolutions, two 1×1 output layers
-    (van den Oord et al. 2016a, Table 1 / §3.5). pytorch-generative: 81.45 nats."""
+    (van den Oord et al. 2016a, Table 1 / §3.5); colour channels R → G → B within a pixel through the masks'
+    feature groups (§3.4). pytorch-generative: 81.45 nats."""
 
     def __init__(self, *, shape, levels: int, channels: int = 64, num_blocks: int = 7, out_channels: int = 256):
         super().__init__(shape=shape, levels=levels)
         c = shape[0]
-        self.first = MaskedConv2d("A", c, 2 * channels, 7)
-        self.blocks = nn.Sequential(*(ResidualBlock(channels) for _ in range(num_blocks)))
-        self.out1 = nn.Conv2d(2 * channels, out_channels, 1)
-        self.out2 = nn.Conv2d(out_channels, self.num_logits * c, 1)
+        if min(channels, out_channels) < c:
+            raise ValueError(f"channels and out_channels must be ≥ the {c} colour channels (one feature group each)")
+        self.first = MaskedConv(c, 2 * channels, 7, kind="A", in_groups=torch.arange(c),
+                                out_groups=groups(2 * channels, c))
+        self.blocks = nn.Sequential(*(ResidualBlock(channels, c) for _ in range(num_blocks)))
+        self.out1, self.out2 = output_layers(2 * channels, out_channels, self.num_logits, c)
 
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
         from trainers.autoregressive.fast_sampling import sample_pixelcnn
@@ -367,22 +404,40 @@ class GatedLayer(nn.Module):
     """One gated layer (van den Oord et al. 2016b, Fig. 2). The vertical stack at row i sees input rows ≤ i
     (kernel (k//2 + 1) × k, padded on top only) and reaches the horizontal stack shifted down one row, so
     the horizontal stack at (i, j) sees every row above, whole; the horizontal stack sees its row's columns
-    ≤ j (shifted right by one in the first layer, so never the pixel itself). Together: no blind spot."""
+    ≤ j (shifted right by one in the first layer, so never the pixel itself). Together: no blind spot.
 
-    def __init__(self, in_channels: int, channels: int, kernel: int, *, first: bool, num_classes: int):
+    Colour (``colours`` C > 1; §2 of the paper, as PixelRNN §3.4): the horizontal stack's features are split
+    into C groups and, at its own position, group c reads input groups ≤ c (the last column of ``h_conv`` and
+    ``h_out``: mask B); the first layer, which reads the image shifted right, also reads the current pixel's
+    channels < c through ``h_centre`` (1×1, mask A). The vertical stack reads only rows above the pixel it
+    feeds, so it needs no mask."""
+
+    def __init__(self, in_channels: int, channels: int, kernel: int, *, first: bool, num_classes: int,
+                 colours: int = 1):
         super().__init__()
         self.k, self.first = kernel, first
         self.v_conv = nn.Conv2d(in_channels, 2 * channels, (kernel // 2 + 1, kernel))
         self.h_conv = nn.Conv2d(in_channels, 2 * channels, (1, kernel // 2 + 1))
         self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.h_out = nn.Conv2d(channels, channels, 1)
+        features = groups(channels, colours)
+        self.h_out = MaskedConv(channels, channels, 1, kind="B", in_groups=features, out_groups=features)
         self.cond = nn.Embedding(num_classes, 4 * channels) if num_classes else None
+        pre = features.repeat(2)  # the gate's two halves: feature u and u + channels share a group
+        h_mask = torch.ones(2 * channels, in_channels, 1, kernel // 2 + 1)
+        if not first:  # the last column is the current position
+            h_mask[:, :, 0, -1] = centre_mask("B", groups(in_channels, colours), pre).float()
+        self.register_buffer("h_mask", h_mask, persistent=False)
+        self.h_centre = (MaskedConv(in_channels, 2 * channels, 1, kind="A", in_groups=torch.arange(colours),
+                                    out_groups=pre) if first and colours > 1 else None)
 
     def forward(self, v, h, labels=None):
         p = self.k // 2
         v_pre = self.v_conv(F.pad(v, (p, p, p, 0)))  # rows i−p … i of the vertical input
         h_in = F.pad(h, (1, 0))[..., :-1] if self.first else h  # first layer: columns < j only
-        h_pre = self.h_conv(F.pad(h_in, (p, 0, 0, 0))) + self.v_to_h(F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1])
+        h_pre = (F.conv2d(F.pad(h_in, (p, 0, 0, 0)), self.h_conv.weight * self.h_mask, self.h_conv.bias)
+                 + self.v_to_h(F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]))
+        if self.h_centre is not None:  # the current pixel's earlier channels
+            h_pre = h_pre + self.h_centre(h)
         if self.cond is not None:
             cv, ch = self.cond(labels)[:, :, None, None].chunk(2, dim=1)
             v_pre, h_pre = v_pre + cv, h_pre + ch
@@ -415,14 +470,15 @@ class GatedPixelCNN(ConvAutoregressive):
             raise ValueError(f"{levels} levels do not fit uint8 pixels; categorical inputs need embedding > 0")
         self.conditional = num_classes > 0
         self.embed = nn.Embedding(levels, embedding) if embedding else None
+        if min(channels, out_channels) < c:
+            raise ValueError(f"channels and out_channels must be ≥ the {c} colour channels (one feature group each)")
         first_in = embedding or c
         self.layers = nn.ModuleList(
             GatedLayer(first_in if l == 0 else channels, channels, 7 if l == 0 else 3, first=l == 0,
-                       num_classes=num_classes)
+                       num_classes=num_classes, colours=c)
             for l in range(num_layers)
         )
-        self.out1 = nn.Conv2d(channels, out_channels, 1)
-        self.out2 = nn.Conv2d(out_channels, self.num_logits * c, 1)
+        self.out1, self.out2 = output_layers(channels, out_channels, self.num_logits, c)
 
     def sample(self, num: int, *, seed: int, first: int = 0, labels=None) -> torch.Tensor:
         from trainers.autoregressive.fast_sampling import sample_gated

@@ -33,33 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainers.autoregressive.models import Autoregressive, draw, sample_uniforms, value_dtype
+from trainers.autoregressive.models import (Autoregressive, MaskedConv, draw, groups, output_layers, sample_uniforms,
+                                              value_dtype)
 from trainers.common.runs import module_device
-
-
-def groups(num_features: int, channels: int) -> torch.Tensor:
-    """The colour channel each of ``num_features`` features belongs to: feature u → u·C // n (C equal groups)."""
-    return torch.arange(num_features) * channels // num_features
-
-
-class MaskedConv(nn.Conv2d):
-    """A (kh × kw) convolution, zero-padded to keep the size, that reads the positions before the centre in full
-    and, at the centre, input group g into output group c only if g < c (mask A) or g ≤ c (mask B); nothing
-    after the centre. With one channel, mask A hides the centre and mask B keeps it (PixelCNN's masks)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel, *, kind: str, in_groups: torch.Tensor,
-                 out_groups: torch.Tensor):
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-        super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2))
-        mask = torch.zeros(out_channels, in_channels, kh, kw)
-        mask[:, :, :kh // 2] = 1  # rows above the centre
-        mask[:, :, kh // 2, :kw // 2] = 1  # the centre row, left of the centre
-        centre = out_groups[:, None] > in_groups[None] if kind == "A" else out_groups[:, None] >= in_groups[None]
-        mask[:, :, kh // 2, kw // 2] = centre.float()
-        self.register_buffer("mask", mask, persistent=False)
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
 
 
 def lstm_update(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,11 +142,7 @@ class PixelRNN(Autoregressive):
         self.first = MaskedConv(c, 2 * hidden, 7, kind="A", in_groups=torch.arange(c), out_groups=block)
         self.blocks = nn.Sequential(*(RowLSTM(hidden, kernel, channels=c) if layer == "row"
                                       else DiagonalBiLSTM(hidden, channels=c) for _ in range(num_layers)))
-        self.out1 = MaskedConv(2 * hidden, out_channels, 1, kind="B", in_groups=block,
-                               out_groups=groups(out_channels, c))
-        # logits [B, K·C] viewed as [B, K, C]: output k·C + c belongs to channel c
-        self.out2 = MaskedConv(out_channels, self.num_logits * c, 1, kind="B", in_groups=groups(out_channels, c),
-                               out_groups=torch.arange(self.num_logits * c) % c)
+        self.out1, self.out2 = output_layers(2 * hidden, out_channels, self.num_logits, c)
 
     def network(self, xs: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, K, C, H, W]`` from the scaled image ``xs`` ``[B, C, H, W]`` (differentiable in ``xs``)."""

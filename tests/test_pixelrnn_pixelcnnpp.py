@@ -237,7 +237,7 @@ def geneval_run(args, timeout=300):
 
 
 @pytest.mark.parametrize("model,dataset", [("pixelcnnpp", "mnist"), ("row-lstm", "fashion-mnist"),
-                                           ("diagonal-bilstm", "binarized-mnist")])
+                                           ("diagonal-bilstm", "binarized-mnist"), ("gated-pixelcnn", "cifar10")])
 def test_cli_smoke_train_resumes_exactly(model, dataset, tmp_path, cifar10_npz, fashion_mnist_dir, mnist_npz):
     base = ["train", model, "--dataset", dataset, "--budget", "smoke"]
     whole = geneval_run(base + ["--out", str(tmp_path / "whole")])

@@ -90,7 +90,7 @@ def run(specs, jobs, runs_dir, no_build, no_train, rows, device, engine, ray_add
       geneval leaderboard run leaderboards/specs/biggan_ablation.toml leaderboards/specs/cross_family.toml --jobs 2
       geneval leaderboard run leaderboards/specs/smoke.toml --engine ray --ray-address 10.0.0.1:6379
       geneval leaderboard run leaderboards/specs/stylegan_ablation.toml --engine ray --ray-gpus-per-run 1
-      geneval leaderboard run leaderboards/specs/cross_family.toml --row "Row LSTM" --row "PixelCNN++"
+      geneval leaderboard run leaderboards/specs/cross_family.toml --row "Row LSTM" --row DDPM
     """
     from geneval.distributed import resolve_device
     from geneval.leaderboard.runner import run as run_specs

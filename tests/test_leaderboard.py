@@ -181,6 +181,8 @@ def test_unknown_row_switch_fails_before_training_naming_the_line(tmp_path):
     ("tradeoff = [\"fid\", \"kid\"]", "tradeoff = [\"fid\", \"bpd\"]", "tradeoff = [", "[columns] tradeoff: metric 'bpd'"),
     ("metric = \"fid\"\n", "metric = \"fid\"\nexpect = \"lower\"\n", "expect = ", "expected one of 'better', 'worse'"),
     ("sn_d = true", "sn_d = true\nseeds = [1, 1]", "seeds = [1, 1]", "seeds = [1, 1]: expected distinct integers"),
+    # a shown key no line can carry (misspelt, or a record value the family does not copy) would be "–" forever
+    ('show = ["batch_size",', 'show = ["batch_sise",', "show = [", "show: 'batch_sise' is not a key the lines"),
 ])
 def test_spec_errors_name_the_line(tmp_path, old, new, needle, message):
     from geneval.errors import GenevalInputError

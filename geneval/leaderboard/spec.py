@@ -319,6 +319,7 @@ def load_spec(path: str | Path) -> Spec:
                 findings=tuple(findings), notes=table.get("notes", "").strip(), paper=table.get("paper"),
                 imports=tuple(table.get("import", ())), resources=resources)
     _resolve_all(spec, lines, raw_rows)
+    _check_shown_keys(spec, lines)
     return spec
 
 
@@ -372,6 +373,36 @@ def _resolve_all(spec: Spec, lines: _Lines, raw_rows: list[dict]) -> None:
             named = [k for k in raw_rows[row.index] if re.search(rf"\b{re.escape(k)}\b", str(error))]
             line = lines.key(named[0], start=start) if named else row.line
             raise lines.error(line, f"row {row.name!r}: {error}") from None
+
+
+# What every line carries whatever its family (records.line): a shown key may start with one of these.
+LINE_KEYS = ("trainer", "preset", "model", "dataset", "budget", "seed", "steps", "iterations_k", "wall_time_s",
+             "params", "params_m", "best_step", "evaluation", "software", "path", "source")
+
+
+def _check_shown_keys(spec: Spec, lines: _Lines) -> None:
+    """Every ``show`` / ``flags`` key and every ``gap`` reference is something a line can hold — a core line key,
+    or a switch, config field, evaluation-time option or copied record key (``record_keys``) of one of the
+    table's families — so a misspelt or undeclared key fails here, naming its line, instead of leaving a column
+    of "–" forever."""
+    known: set[str] = set()
+    declared: set[str] = set()
+    for row in spec.rows:
+        trainer = family.get(row.trainer)
+        known.update(f.name for f in dataclasses.fields(trainer.config_class(row.preset)))
+        known.update(option.name for option in trainer.eval_options)
+        known.update(trainer.switches(resolve(spec, row, row.seeds[0])[1]))
+        declared.update(trainer.record_keys)
+    start = lines.block("columns")
+    wanted = [("show", k) for k in spec.columns["show"]] + [("flags", k) for k in spec.columns["flags"]] + \
+             [("gap", k) for k in spec.columns["gap"].values()]
+    for where, key in wanted:
+        if key.split(".")[0] in LINE_KEYS or key in known or key in declared:
+            continue
+        raise lines.error(lines.key(where, start=start),
+                          f"[columns] {where}: {key!r} is not a key the lines of this table carry (a core key, a "
+                          f"switch, config field or evaluation option of its families, or one of the record keys "
+                          f"they copy: {', '.join(sorted(declared)) or 'none'})")
 
 
 def _resources(raw: dict, lines: _Lines) -> dict:

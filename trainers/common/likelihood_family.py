@@ -27,9 +27,11 @@ class LikelihoodFamily(Family):
     )
     protocol_keys = (ProtocolKey("likelihood_split", footer="; likelihood on `{}`", label="test split"),)
     labels: ClassVar[dict[str, str]] = {"likelihood.kind": "Kind", "published.nats": "Published (nats)",
+                                        "published.bits_per_dim": "Published (bits/dim)",
                                         "sampling.seconds": "100 samples (s)", "steps": "Steps",
                                         "sampling.s_per_1000": "s / 1000 samples"}
-    record_keys = ("likelihood.kind", "published.nats", "sampling.seconds", "sampling.s_per_1000")
+    record_keys = ("likelihood.kind", "published.nats", "published.bits_per_dim", "sampling.seconds",
+                   "sampling.s_per_1000")
 
     def module(self):
         """The family's module: ``SPECS``, ``make_config`` and ``load_likelihood_model``."""

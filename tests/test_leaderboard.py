@@ -441,32 +441,35 @@ def test_a_shown_value_missing_from_the_first_seed_comes_from_the_next(uninterru
 
 
 def test_a_gap_column_is_the_mean_minus_the_recorded_reference(uninterrupted, tmp_path):
-    """[columns] gap = { fid = "published.fid" }: a column after FID with mean − the records' value, signed; a row
-    whose records carry none shows "–"; a gap on a metric the table does not show fails at load, naming the line."""
+    """[columns] gap = { fid = "<line key>" }: a column after FID with mean − the records' value, signed; a row
+    whose records carry none shows "–"; a gap on a metric the table does not show, or to a key no line carries,
+    fails at load, naming the line. (The likelihood tables use it with the papers' values, ``published.nats``.)"""
     from geneval.errors import GenevalInputError
     from geneval.leaderboard.build import build
     from geneval.leaderboard.spec import load_spec
 
     spec = _smoke_copy(tmp_path)
     text = spec.read_text()
-    spec.write_text(text.replace("[columns]\n", '[columns]\ngap = { fid = "published.fid" }\n', 1))
+    spec.write_text(text.replace("[columns]\n", '[columns]\ngap = { fid = "wall_time_s" }\n', 1))
     records = tmp_path / "records"
     records.mkdir()
     lines = [json.loads(l) for l in (uninterrupted / "records" / "smoke.jsonl").read_text().splitlines()]
     for line in lines:
         line["metrics"]["final"]["fid"]["value"] = 50.0 + line["seed"]
-        if line["row"] == "DCGAN":
-            line["published"] = {"fid": 40.25}
+        line["wall_time_s"] = 40.25 if line["row"] == "DCGAN" else None
     (records / "smoke.jsonl").write_text("".join(json.dumps(l) + "\n" for l in lines))
     build(spec, records_dir=records, tables_dir=tmp_path / "tables")
     table = (tmp_path / "tables" / "smoke.md").read_text()
     header = next(l for l in table.splitlines() if l.startswith("| Row |")).split(" | ")
-    column = header.index("Gap to published.fid (final)")
+    column = header.index("Gap to wall_time_s (final)")
     assert header[column - 1] == "FID (final) ↓"
     cells = {row: next(l for l in table.splitlines() if l.startswith(f"| {row}")).split(" | ")
              for row in ("DCGAN", "+ SN in D")}
     assert cells["DCGAN"][column] == "+10.25" and cells["+ SN in D"][column] == "–"
 
+    spec.write_text(text.replace("[columns]\n", '[columns]\ngap = { fid = "published.fid" }\n', 1))
+    with pytest.raises(GenevalInputError, match=r"smoke.toml:\d+: \[columns\] gap: 'published.fid' is not a key"):
+        load_spec(spec)
     spec.write_text(text.replace("[columns]\n", '[columns]\ngap = { test_nats = "published.nats" }\n', 1))
     with pytest.raises(GenevalInputError, match=r"smoke.toml:\d+: \[columns\] gap: expected"):
         load_spec(spec)

@@ -20,7 +20,8 @@
     ci = 0.95                    # bootstrap interval level for rows with a single seed (absent: none)
 
     [columns]
-    show = ["batch_size", "params_m.total", "iterations_k"]   # record, switch, config or option keys
+    show = ["batch_size", "params_m.total", "iterations_k"]   # line, switch, config, option or record keys (a key
+                                                               # no line can carry fails at load)
     flags = ["conditional"]                                    # shown as ✓/✗
     metrics = ["fid", "is"]; which = ["final", "best"]; tradeoff = ["fid", "is"]
     labels = { batch_size = "Batch" }                          # beside the families' own labels

@@ -31,7 +31,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from trainers.autoregressive.models import GatedPixelCNN, PixelCNN, draw, gate, sample_uniforms, value_dtype
+from trainers.autoregressive.models import (GatedPixelCNN, MaskedConv, PixelCNN, draw, gate, sample_uniforms,
+                                           value_dtype)
 from trainers.common.runs import module_device
 
 BATCH = 500  # samples at once: the cached maps are ~15 × B × 2C × (H + 6) × (W + 6) floats
@@ -47,8 +48,7 @@ def conv_at(x_padded: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
 
 def pointwise(conv: torch.nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
     """A 1×1 convolution at one position, with its colour mask if it has one: ``[B, I] → [B, O]``."""
-    mask = getattr(conv, "mask", None)
-    weight = conv.weight if mask is None else conv.weight * mask
+    weight = conv.masked_weight() if isinstance(conv, MaskedConv) else conv.weight
     return F.linear(h, weight[:, :, 0, 0], conv.bias)
 
 
@@ -103,8 +103,8 @@ def _pixelcnn_batch(model: PixelCNN, u: torch.Tensor, labels) -> torch.Tensor:
     k0 = model.first.kernel_size[0]
     p0 = k0 // 2
     inputs = zeros(b, c, h + 2 * p0, w + 2 * p0)  # scaled x, zero-padded like the first conv's padding
-    first_w = model.first.weight * model.first.mask
-    blocks = [(blk, blk.conv.weight * blk.conv.mask) for blk in model.blocks]
+    first_w = model.first.masked_weight()
+    blocks = [(blk, blk.conv.masked_weight()) for blk in model.blocks]
     mids = [zeros(b, blk.conv.in_channels, h + 2, w + 2) for blk, _ in blocks]  # m_b maps, padded by 1
     for i in range(h):
         for j in range(w):

@@ -33,8 +33,8 @@ import torch
 from torch.nn import functional as F
 
 from trainers.autoregressive.fast_sampling import _batched, _zeros_like_params, conv_at
-from trainers.autoregressive.models import draw, value_dtype
-from trainers.autoregressive.pixelrnn import DiagonalBiLSTM, DiagonalLSTM, MaskedConv, PixelRNN, RowLSTM, lstm_update
+from trainers.autoregressive.models import MaskedConv, draw, value_dtype
+from trainers.autoregressive.pixelrnn import DiagonalBiLSTM, DiagonalLSTM, PixelRNN, RowLSTM, lstm_update
 
 
 @torch.inference_mode()
@@ -69,7 +69,7 @@ def _sample_batch(model: PixelRNN, u: torch.Tensor, labels) -> torch.Tensor:
 
 
 def _masked_1x1(conv: MaskedConv) -> torch.Tensor:
-    return (conv.weight * conv.mask)[:, :, 0, 0]
+    return conv.masked_weight()[:, :, 0, 0]
 
 
 def _run(model: PixelRNN, b: int, pick) -> None:
@@ -78,7 +78,7 @@ def _run(model: PixelRNN, b: int, pick) -> None:
     zeros = _zeros_like_params(model)
     p = model.first.kernel_size[0] // 2
     inputs = zeros(b, c, h + 2 * p, w + 2 * p)  # the scaled image, zero-padded like the first convolution
-    first_w = model.first.weight * model.first.mask
+    first_w = model.first.masked_weight()
     out1_w, out2_w = _masked_1x1(model.out1), _masked_1x1(model.out2)
     caches = [RowCache(blk, b, w, zeros) if isinstance(blk, RowLSTM) else DiagonalCache(blk, b, h, w, zeros)
               for blk in model.blocks]
@@ -103,7 +103,7 @@ class RowCache:
     def __init__(self, block: RowLSTM, b: int, w: int, zeros):
         self.block, hidden = block, block.hidden
         self.pad = block.input_to_state.kernel_size[1] // 2
-        self.w_in = block.input_to_state.weight * block.input_to_state.mask  # [4h, 2h, 1, k]
+        self.w_in = block.input_to_state.masked_weight()  # [4h, 2h, 1, k]
         self.w_up = _masked_1x1(block.up)
         self.inputs = zeros(b, 2 * hidden, 1, w + 2 * self.pad)  # row i of the block input, padded like the conv
         # states of row i − 1 (zeros above row 0, as RowLSTM.forward starts) and of row i (filled column by

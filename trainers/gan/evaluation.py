@@ -67,12 +67,12 @@ def _default_layers(name: str) -> dict:
 
 
 def score(samples: torch.Tensor, labels: torch.Tensor | None, *, cfg, reference, reference_name: str,
-          metrics: tuple[str, ...], num_ref: int | None = None) -> tuple[dict, dict]:
+          metrics: tuple[str, ...], num_ref: int | None = None, **interval) -> tuple[dict, dict]:
     """Score uint8 samples; ``reference`` is a dataset name or an opened Source (with labels);
-    ``num_ref``: use the reference's first N images."""
+    ``num_ref``: use the reference's first N images; ``interval``: ``ci`` / ``ci_resamples`` for a bootstrap."""
     values, protocol = evaluate_samples(samples, reference=reference, metrics=metrics,
                                         features=extractor_name(cfg), labels=labels, num_ref=num_ref or None,
-                                        kid_subsets=kid_subsets_for(len(samples)))
+                                        kid_subsets=kid_subsets_for(len(samples)), **interval)
     protocol["reference"] = reference_name
     return values, protocol
 
@@ -83,11 +83,9 @@ def rescore(samples: torch.Tensor, labels: torch.Tensor | None, *, config, metri
     split with the run's extractor and reference count, optionally with a bootstrap interval; the metrics the
     run cannot measure are listed in the protocol, not computed."""
     keep, skipped = available_metrics(config, metrics)
-    options = {"ci": ci, "ci_resamples": ci_resamples} if ci else {}
-    values, protocol = evaluate_samples(samples, reference=f"{config.dataset}:test", metrics=keep,
-                                        features=extractor_name(config), labels=labels,
-                                        num_ref=config.eval_num_ref or None, kid_subsets=kid_subsets_for(len(samples)),
-                                        **options)
+    reference = f"{config.dataset}:test"
+    values, protocol = score(samples, labels, cfg=config, reference=reference, reference_name=reference, metrics=keep,
+                             num_ref=config.eval_num_ref, **({"ci": ci, "ci_resamples": ci_resamples} if ci else {}))
     protocol.update({"sample_seed": config.sample_seed, "metrics_skipped": skipped})
     return values, protocol
 

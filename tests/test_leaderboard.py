@@ -302,6 +302,26 @@ def test_several_specs_share_one_pool_and_a_run_folder_is_trained_once(tmp_path)
     assert recorded["smoke"] == recorded["twin"] and len(recorded["smoke"]) == 4
 
 
+@pytest.mark.parametrize("row, other_spec, other_row", [
+    ("ProGAN", "stylegan_ablation", "A ProGAN baseline"),
+    ("StyleGAN", "stylegan_ablation", "F + mixing regularisation"),
+    ("DDPM", "ddpm_sampling", "DDIM η=0, S=50"),
+])
+def test_cross_family_rows_share_the_runs_of_the_tables_they_say_they_reuse(row, other_spec, other_row):
+    """The cross-family notes say these rows adopt another table's runs: every seed must resolve to the same
+    training config (run folder), or the runner would silently train them again."""
+    from geneval.leaderboard.spec import config_hashes, load_spec, resolve
+
+    specs = ROOT / "leaderboards" / "specs"
+    cross, other = load_spec(specs / "cross_family.toml"), load_spec(specs / f"{other_spec}.toml")
+    mine = next(r for r in cross.rows if r.name == row)
+    theirs = next(r for r in other.rows if r.name == other_row)
+    for seed in mine.seeds:
+        assert seed in theirs.seeds
+        ours, their = (config_hashes(r, resolve(s, r, seed)[1])[0] for s, r in ((cross, mine), (other, theirs)))
+        assert (mine.trainer, mine.preset, mine.budget, ours) == (theirs.trainer, theirs.preset, theirs.budget, their)
+
+
 def test_findings_compare_only_rows_measured_with_the_same_protocol(uninterrupted, tmp_path):
     from geneval.leaderboard.build import build
 

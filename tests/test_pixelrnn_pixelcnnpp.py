@@ -310,3 +310,24 @@ def test_class_grid_puts_one_class_per_row(tmp_path, mnist_npz):
     geneval_run(base + ["--out", str(tmp_path / "plain")])
     with pytest.raises(GenevalInputError, match="not class-conditional"):
         class_rows(tmp_path / "plain", per_class=1, seed=0)
+
+
+def test_paper_cost_benchmark_prints_one_line_per_model_with_its_extrapolations(mnist_npz):
+    """benchmarks/bench_ar_paper_cost.py (the evidence for which reference sizes are trained here) runs as its
+    docstring says and its extrapolations follow from its per-image cost: steps × batch, the epoch's images and
+    the 10,000 test images."""
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" /
+                                               "bench_ar_paper_cost.py"), "--dataset", "binarized-mnist",
+                           "--budget", "smoke", "--models", "pixelcnn", "row-lstm", "--batch", "2"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["model"] for line in lines] == ["pixelcnn", "row-lstm"]
+    for line in lines:
+        config = make_config(line["model"], budget="smoke", dataset="binarized-mnist", overrides={})
+        per_image = line["train_cpu_s_per_image"]
+        assert per_image > 0 and line["nominal_steps"] == config.steps and line["batch_size"] == config.batch_size
+        assert line["nominal_cpu_h"] == pytest.approx(config.steps * config.batch_size * per_image / 3600, abs=0.051)
+        assert line["epoch_cpu_h"] == pytest.approx(60_000 * per_image / 3600, abs=0.051)
+        assert line["test_likelihood_cpu_h"] >= 0 and line["threads"] == 1

@@ -35,12 +35,14 @@ def cpu_seconds(fn) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm",
-                                                         "pixelcnnpp"])
+    parser.add_argument("--models", nargs="+", choices=list(SPECS),
+                        default=["pixelcnn", "gated-pixelcnn", "row-lstm", "diagonal-bilstm", "pixelcnnpp"])
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--budget", default="paper")
-    parser.add_argument("--batch", type=int, default=8, help="images per measured step")
+    parser.add_argument("--batch", type=int, default=8, help="images per measured step (≥ 1)")
     args = parser.parse_args()
+    if args.batch < 1:
+        parser.error(f"--batch must be ≥ 1, got {args.batch}")
     data = TrainingData(args.dataset, seed=0, train_num=None)  # the whole training split: an epoch's size
     x, labels = data.batch(0, args.batch)
     for name in args.models:

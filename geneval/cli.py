@@ -36,15 +36,24 @@ class _UserErrors(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except GenevalInputError as error:
+            _leave_process_group(finished=False)
             click.echo(f"Error: {error}", err=True)
             ctx.exit(2)
-        finally:
-            if "torch.distributed" in sys.modules:  # leave a torchrun process group cleanly
-                from geneval.distributed import shutdown
+        except BaseException:
+            _leave_process_group(finished=False)
+            raise
+        _leave_process_group(finished=True)
+        return result
 
-                shutdown()
+
+def _leave_process_group(*, finished: bool) -> None:
+    """Leave a torchrun process group cleanly (nothing to do in one process)."""
+    if "torch.distributed" in sys.modules:
+        from geneval.distributed import shutdown
+
+        shutdown(finished=finished)
 
 
 @click.group(cls=_UserErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

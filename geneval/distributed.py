@@ -98,6 +98,10 @@ def refuse_launch(command: str) -> None:
                                 "(--device cuda trains on one GPU)")
 
 
+FINISH_TIMEOUT = datetime.timedelta(hours=24)  # how long ranks that are done wait for the others (``shutdown``)
+_FINISH_GROUP: list = []  # the group ``shutdown`` waits on, made by ``init``
+
+
 def init(device: torch.device) -> Context | None:
     """Join the process group torchrun describes (gloo on CPU, NCCL on CUDA); None for a single process."""
     if not launched():
@@ -107,6 +111,8 @@ def init(device: torch.device) -> Context | None:
         backend = "nccl" if device.type == "cuda" else "gloo"
         kwargs = {"device_id": device} if device.type == "cuda" else {}
         dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
+        # a second (CPU) group, only for ``shutdown``'s wait: it must not time out while rank 0 alone scores a run
+        _FINISH_GROUP[:] = [dist.new_group(backend="gloo", timeout=FINISH_TIMEOUT)]
     return current()
 
 
@@ -132,8 +138,17 @@ def single_process():
         _LOCAL[0] -= 1
 
 
-def shutdown() -> None:
+def shutdown(*, finished: bool = True) -> None:
+    """Leave the process group. ``finished`` (this rank got to the end of the command without an error): first
+    wait until every rank has got there, so that no rank tears down its connections while another is still working
+    (CI once saw rank 0 abort inside gloo at the end of a 2-process run, "terminate called without an active
+    exception", while rank 1 was still alive). The wait is a barrier on a group of its own, with a timeout of
+    ``FINISH_TIMEOUT``: the other ranks wait there while rank 0 alone scores a trained run, which may outlast the
+    main group's timeout. After an error (a rank may have stopped early) leave without waiting."""
     if dist.is_available() and dist.is_initialized():
+        if finished and _FINISH_GROUP:
+            dist.barrier(group=_FINISH_GROUP[0])
+        _FINISH_GROUP.clear()
         dist.destroy_process_group()
 
 

@@ -30,7 +30,7 @@ EXACT = {"precision", "recall", "density", "coverage"}
 
 def torchrun(args, tmp_path, timeout=240):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GENEVAL_CACHE": str(tmp_path / "cache"),
-           "GENEVAL_DIST_TIMEOUT_S": "60"}
+           "PYTHONFAULTHANDLER": "1", "GENEVAL_DIST_TIMEOUT_S": "60"}
     return subprocess.run(TORCHRUN + ["-m", "geneval", *map(str, args)], capture_output=True, text=True, env=env,
                           timeout=timeout, cwd=tmp_path)
 
@@ -137,3 +137,31 @@ def test_a_failing_rank_stops_every_rank(tmp_path):
     assert len(errors) == 2, result.stderr  # both ranks exit with rank 1's error
     assert all("0035.png" in line for line in errors), errors
     assert result.stdout == ""
+
+
+LEAVE_LATE = """
+import json, sys, time
+import torch
+from geneval import distributed
+ctx = distributed.init(torch.device("cpu"))
+if ctx.rank == 0:
+    time.sleep(float(sys.argv[1]))  # rank 0 alone scoring a trained run, while the others have finished
+done = time.time()
+distributed.shutdown(finished=True)
+print(json.dumps({"rank": ctx.rank, "done": done, "left": time.time()}), flush=True)
+"""
+
+
+def test_ranks_leave_together_even_when_rank_0_finishes_after_the_group_timeout(tmp_path):
+    """``shutdown(finished=True)`` waits for every rank before tearing the group down, with its own timeout: rank 1,
+    done first, leaves only after rank 0 is done (8 s later), past the group's 3 s timeout, and without an error."""
+    script = tmp_path / "leave_late.py"
+    script.write_text(LEAVE_LATE)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1",
+           "GENEVAL_DIST_TIMEOUT_S": "3"}
+    result = subprocess.run([*TORCHRUN, str(script), "8"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = {line["rank"]: line for line in map(json.loads, result.stdout.splitlines())}
+    assert sorted(ranks) == [0, 1]
+    assert ranks[1]["done"] < ranks[0]["done"] - 5  # rank 1 was done first ...
+    assert ranks[1]["left"] >= ranks[0]["done"]  # ... and left only once rank 0 was done too

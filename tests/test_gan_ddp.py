@@ -18,7 +18,7 @@ TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--
 
 def train(launcher, out: Path, *extra, preset="dcgan"):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GENEVAL_CACHE": str(out.parent / "cache"),
-           "GENEVAL_DIST_TIMEOUT_S": "120"}
+           "PYTHONFAULTHANDLER": "1", "GENEVAL_DIST_TIMEOUT_S": "120"}
     result = subprocess.run([*launcher, "train", "gan", "--preset", preset, "--budget", "smoke", "--device", "cpu",
                              "--no-progress", "--out", str(out), *extra], capture_output=True, text=True, env=env,
                             timeout=300)

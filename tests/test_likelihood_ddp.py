@@ -50,11 +50,11 @@ WEIGHTS_RTOL = {"realnvp": 2e-2, "glow": 2e-2, "ddpm": 2e-3}
 def train(launcher, model: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
     dataset = MODELS[model][1]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GENEVAL_CACHE": str(out.parent / "cache"),
-           "GENEVAL_DIST_TIMEOUT_S": "120"}
+           "PYTHONFAULTHANDLER": "1", "GENEVAL_DIST_TIMEOUT_S": "120"}
     result = subprocess.run([*launcher, "train", model, "--dataset", dataset, "--budget", "smoke", "--device", "cpu",
                              "--no-progress", "--set", "log_every=1", "--out", str(out), *extra],
                             capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.returncode == 0, result.stderr[-8000:]  # faulthandler: where a rank aborted
     return result
 
 
@@ -183,7 +183,8 @@ def test_two_process_record_names_the_compute(tmp_path, mnist_npz):
 
 
 def test_uneven_global_batch_is_refused_at_start(tmp_path, mnist_npz):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "GENEVAL_DIST_TIMEOUT_S": "60"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1",
+           "GENEVAL_DIST_TIMEOUT_S": "60"}
     result = subprocess.run([*TORCHRUN, "train", "made", "--budget", "smoke", "--device", "cpu", "--no-progress",
                              "--set", "batch_size=15", "--out", str(tmp_path / "odd")], capture_output=True,
                             text=True, env=env, timeout=300)

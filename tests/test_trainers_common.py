@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import pytest
 import torch
@@ -183,6 +184,44 @@ def test_harness_resumes_exactly_keeps_the_best_and_writes_nothing_to_stdout(tmp
     assert load_checkpoint(tmp_path / "split" / "best.pt")["step"] == 3
     assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 9
     assert capsys.readouterr().out == ""  # the progress bar (forced on) goes to stderr
+
+
+class _Killed(Exception):
+    pass
+
+
+class _SlowToy(_Toy):
+    """``_Toy`` whose steps take 0.1 s, killed (an exception, as a session's end or a cluster's preemption) before
+    step ``kill_at``."""
+
+    def __init__(self, kill_at=None):
+        super().__init__()
+        self.kill_at = kill_at
+
+    def train_step(self):
+        if self.step + 1 == self.kill_at:
+            raise _Killed
+        time.sleep(0.1)
+        return super().train_step()
+
+
+def test_a_run_killed_between_step_checkpoints_resumes_from_its_last_timed_one(tmp_path):
+    from trainers.common.harness import Budget, Harness
+
+    def run(out, *, kill_at=None, resume=False):
+        harness = Harness(out, config={"toy": 1}, resume=resume, progress=False,
+                          budget=Budget(steps=9, log_every=1, checkpoint_every=100, checkpoint_every_s=0.25))
+        toy = _SlowToy(kill_at)
+        harness.train(toy)
+        return toy
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(_Killed):
+        run(tmp_path / "killed", kill_at=8)
+    saved = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"]
+    assert 3 <= saved <= 7  # a checkpoint every 0.25 s of 0.1 s steps; none by steps (every 100)
+    resumed = run(tmp_path / "killed", resume=True)
+    assert torch.equal(resumed.w, whole.w)
 
 
 def test_likelihood_cli_says_preset_is_now_budget():

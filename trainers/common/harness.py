@@ -21,7 +21,8 @@ checkpoint captures the state after that step's validation, and a resumed run co
        line in ``log.jsonl``, the means taken over the steps since the previous line
     3. every ``validation.every`` steps (and the last): ``validation`` scores the model, logs a ``"val"`` line,
        keeps the best in ``best.pt`` and flags a collapse
-    4. every ``checkpoint_every`` steps, every ``checkpoint_every_s`` seconds, and at the last step: ``checkpoint.pt``
+    4. every ``checkpoint_every`` steps, every ``checkpoint_every_s`` seconds (5 minutes unless the budget says
+       otherwise), and at the last step: ``checkpoint.pt``
     5. at ``stop_after_steps`` (before the budget's end): checkpoint and return ``Outcome(stopped=True)``
 
 ``checkpoint.pt`` (atomic; loaded with ``weights_only=True``) holds ``step``, ``wall_time_s`` (training time so
@@ -72,7 +73,9 @@ class Budget:
     steps: int
     log_every: int
     checkpoint_every: int
-    checkpoint_every_s: float | None = None  # also checkpoint when this much time passed since the last one
+    # also checkpoint when this much time passed since the last one: a run stopped from outside (a session's or a
+    # cluster job's end) loses at most this much, whatever its step interval; None: steps only
+    checkpoint_every_s: float | None = 300.0
 
 
 class Validation:

@@ -180,8 +180,7 @@ def train(cfg: DiffusionConfig, *, out, resume: bool = False, stop_after_steps: 
                "processes": ctx.world_size if ctx else 1, "global_batch_size": cfg.batch_size,
                "per_rank_batch_size": cfg.batch_size // (ctx.world_size if ctx else 1)}
     harness = Harness(out, config=run_config(cfg), resume=resume, progress=progress,
-                      budget=Budget(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-                                    checkpoint_every_s=300.0),
+                      budget=Budget(steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every),
                       header={"family": FAMILY, "model_name": cfg.preset, "budget": cfg.budget},
                       description=f"{cfg.preset} ({cfg.budget})")
     if harness.finished:

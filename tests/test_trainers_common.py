@@ -205,23 +205,34 @@ class _SlowToy(_Toy):
         return super().train_step()
 
 
-def test_a_run_killed_between_step_checkpoints_resumes_from_its_last_timed_one(tmp_path):
+def _run_slow_toy(out, *, kill_at=None, resume=False, checkpoint_every_s=0.25):
+    """9 steps of ``_SlowToy``, logged every step, checkpointed every ``checkpoint_every_s`` (never by steps)."""
     from trainers.common.harness import Budget, Harness
 
-    def run(out, *, kill_at=None, resume=False):
-        harness = Harness(out, config={"toy": 1}, resume=resume, progress=False,
-                          budget=Budget(steps=9, log_every=1, checkpoint_every=100, checkpoint_every_s=0.25))
-        toy = _SlowToy(kill_at)
-        harness.train(toy)
-        return toy
+    harness = Harness(out, config={"toy": 1}, resume=resume, progress=False,
+                      budget=Budget(steps=9, log_every=1, checkpoint_every=100, checkpoint_every_s=checkpoint_every_s))
+    toy = _SlowToy(kill_at)
+    harness.train(toy)
+    return toy
 
-    whole = run(tmp_path / "whole")
+
+def test_a_run_killed_between_step_checkpoints_resumes_from_its_last_timed_one(tmp_path):
+    whole = _run_slow_toy(tmp_path / "whole")
     with pytest.raises(_Killed):
-        run(tmp_path / "killed", kill_at=8)
+        _run_slow_toy(tmp_path / "killed", kill_at=8)
     saved = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["step"]
     assert 3 <= saved <= 7  # a checkpoint every 0.25 s of 0.1 s steps; none by steps (every 100)
-    resumed = run(tmp_path / "killed", resume=True)
+    resumed = _run_slow_toy(tmp_path / "killed", resume=True)
     assert torch.equal(resumed.w, whole.w)
+
+
+def test_a_run_restarted_after_dying_before_its_first_checkpoint_logs_only_its_own_steps(tmp_path):
+    with pytest.raises(_Killed):  # the first attempt logs steps 1..4, then dies before any checkpoint
+        _run_slow_toy(tmp_path / "run", kill_at=5, checkpoint_every_s=None)
+    assert [e["step"] for e in RunDir(tmp_path / "run").read_log()] == [1, 2, 3, 4]
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    _run_slow_toy(tmp_path / "run", resume=True, checkpoint_every_s=None)  # the runner's --resume: nothing to resume
+    assert [e["step"] for e in RunDir(tmp_path / "run").read_log()] == list(range(1, 10))
 
 
 def test_likelihood_cli_says_preset_is_now_budget():

@@ -57,7 +57,8 @@ class RunDir:
         """Create the folder and write ``config.json``; return True when resuming an existing checkpoint.
 
         An existing run with a different config is an error (resuming it would mix two experiments); so is
-        an existing checkpoint without ``resume``.
+        an existing checkpoint without ``resume``. Without a checkpoint the run starts afresh, and the log of an
+        earlier attempt that died before its first checkpoint is dropped.
         """
         self.path.mkdir(parents=True, exist_ok=True)
         config_path = self.file("config.json")
@@ -73,6 +74,8 @@ class RunDir:
         if self.checkpoint.is_file() and not resume:
             raise GenevalInputError(f"{self.checkpoint} exists: pass --resume to continue it, or use another --out")
         write_text_atomic(config_path, json.dumps(canonical, indent=2, sort_keys=True) + "\n")
+        if not self.checkpoint.is_file():  # a fresh start: what an attempt that died before its first checkpoint
+            self.file("log.jsonl").unlink(missing_ok=True)  # logged is not this run's history
         return self.checkpoint.is_file()
 
     def log(self, entry: dict) -> None:

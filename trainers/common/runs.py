@@ -74,9 +74,10 @@ class RunDir:
         if self.checkpoint.is_file() and not resume:
             raise GenevalInputError(f"{self.checkpoint} exists: pass --resume to continue it, or use another --out")
         write_text_atomic(config_path, json.dumps(canonical, indent=2, sort_keys=True) + "\n")
-        if not self.checkpoint.is_file():  # a fresh start: what an attempt that died before its first checkpoint
-            self.file("log.jsonl").unlink(missing_ok=True)  # logged is not this run's history
-        return self.checkpoint.is_file()
+        resuming = self.checkpoint.is_file()
+        if not resuming:  # a fresh start: what an attempt that died before its first checkpoint logged is not
+            self.file("log.jsonl").unlink(missing_ok=True)  # this run's history
+        return resuming
 
     def log(self, entry: dict) -> None:
         with open(self.file("log.jsonl"), "a") as handle:

@@ -140,7 +140,7 @@ def test_a_failing_rank_stops_every_rank(tmp_path):
 
 
 LEAVE_LATE = """
-import json, sys, time
+import json, os, sys, time
 import torch
 from geneval import distributed
 ctx = distributed.init(torch.device("cpu"))
@@ -148,7 +148,9 @@ if ctx.rank == 0:
     time.sleep(float(sys.argv[1]))  # rank 0 alone scoring a trained run, while the others have finished
 done = time.time()
 distributed.shutdown(finished=True)
-print(json.dumps({"rank": ctx.rank, "done": done, "left": time.time()}), flush=True)
+# One write(2) per line: print() may issue the text and its newline as two writes (unbuffered stdout), and the two
+# ranks share the pipe, so their lines could interleave; a write under PIPE_BUF bytes is atomic.
+os.write(1, (json.dumps({"rank": ctx.rank, "done": done, "left": time.time()}) + "\\n").encode())
 """
 
 

@@ -271,6 +271,11 @@ def test_row_option_records_only_the_named_rows_now(uninterrupted, tmp_path):
     assert sorted((l["row"], l["seed"]) for l in lines) == [("+ SN in D", 0), ("+ SN in D", 1)]
     assert messages[0] == "smoke: 0 of 4 (row, seed) already recorded; 4 to do, 2 of them now (--row), 2 later"
 
+    # rows are taken in the order named, not the spec's ("DCGAN" is the spec's first row)
+    again = run(SMOKE, runs_dir=uninterrupted / "runs", records_dir=tmp_path / "both", train=False,
+                echo=messages.append, rows=["+ SN in D", "DCGAN"])
+    assert [(l["row"], l["seed"]) for l in again] == [("+ SN in D", 0), ("+ SN in D", 1), ("DCGAN", 0), ("DCGAN", 1)]
+
     done = subprocess.run([GENEVAL, "leaderboard", "run", str(SMOKE), "--row", "SN in D", "--runs-dir",
                            str(tmp_path / "runs"), "--records-dir", str(tmp_path / "more")],
                           capture_output=True, text=True, env=ENV, timeout=300)

@@ -65,7 +65,8 @@ def check(spec):
 @click.option("--no-train", is_flag=True,
               help="Train nothing: only record finished run folders and the spec's matching imported records.")
 @click.option("--row", "rows", multiple=True, metavar="NAME",
-              help="Only this row (repeatable); the spec's other missing rows wait for a later call.")
+              help="Only this row (repeatable; trained in the order named); the spec's other missing rows wait "
+                   "for a later call.")
 @click.option("--device", default="auto", show_default=True, metavar="DEV",
               help="Where trainers that support it train: auto (CUDA when available), cpu, cuda, cuda:N.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,

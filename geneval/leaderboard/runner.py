@@ -66,7 +66,8 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
 
     Several specs share one pool of ``jobs`` processes, so one table's last long run does not leave cores idle
     while the next table waits; a run folder two specs need (a shared baseline) is trained once, by one worker.
-    ``rows``: only these row names (of any of the specs) are trained now; the others wait for a later call.
+    ``rows``: only these row names (of any of the specs) are trained now, in the order named; the others wait
+    for a later call.
     """
     paths = [spec_paths] if isinstance(spec_paths, (str, Path)) else list(spec_paths)
     specs = [load_spec(p) for p in paths]  # validates every row of every spec before anything trains
@@ -75,7 +76,7 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
         if unknown := [name for name in rows if name not in known]:
             raise GenevalInputError(f"row {unknown[0]!r} is in none of {', '.join(map(str, paths))}; "
                                     f"rows: {', '.join(sorted(known))}")
-    groups: dict[Path, list[tuple[str, int, int]]] = {}
+    chosen: list[tuple[Spec, Task]] = []
     imports: dict[str, dict] = {}
     for spec in specs:
         done = {rec.key(line): line for line in rec.read_lines(records_path(spec, records_dir))}
@@ -95,8 +96,12 @@ def run(spec_paths: str | Path | list, *, jobs: int = 1, runs_dir: Path = Path("
             message += f", {len(todo)} of them now (--row), {later - len(todo)} later"
         echo(message)
         imports[str(spec.path)] = _import_candidates(spec)
-        for task in todo:
-            groups.setdefault(task.run_dir, []).append((str(spec.path), task.row_index, task.seed))
+        chosen += [(spec, task) for task in todo]
+    if rows:  # in the order the rows were named (a stable sort keeps each row's seeds in order)
+        chosen.sort(key=lambda pair: rows.index(pair[0].rows[pair[1].row_index].name))
+    groups: dict[Path, list[tuple[str, int, int]]] = {}
+    for spec, task in chosen:
+        groups.setdefault(task.run_dir, []).append((str(spec.path), task.row_index, task.seed))
     work = [(items, str(runs_dir), imports, train, device) for items in groups.values()]
     by_path = {str(spec.path): spec for spec in specs}
     lines: list[dict] = []

@@ -68,3 +68,22 @@ def test_keep_then_restore_round_trip(tmp_path):
     subprocess.run(["bash", "scripts/restore_runs.sh"], cwd=repo, check=True)
     for name, data in files.items():
         assert (run / name).read_bytes() == data
+
+
+def test_keep_refuses_a_file_too_large_for_git(tmp_path):
+    """A 150 MB checkpoint (the `paper` MADE's, with Adam's moments) cannot be committed: keep_run says which file
+    and its size, and writes nothing."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "keep_run.sh", repo / "scripts")
+    run = repo / "runs" / "made"
+    run.mkdir(parents=True)
+    (run / "config.json").write_bytes(b"{}")
+    with open(run / "checkpoint.pt", "wb") as big:  # sparse: 150 MB long, nothing written to disk
+        big.truncate(150 * 1024 * 1024)
+    result = subprocess.run(["bash", "scripts/keep_run.sh", "runs/made"], cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("keep_run: runs/made/checkpoint.pt is 150 MB, over the 95 MB a git host takes "
+                                     "per file; not kept")
+    assert not (repo / "leaderboards").exists()
+

@@ -86,4 +86,3 @@ def test_keep_refuses_a_file_too_large_for_git(tmp_path):
     assert result.stderr.strip() == ("keep_run: runs/made/checkpoint.pt is 150 MB, over the 95 MB a git host takes "
                                      "per file; not kept")
     assert not (repo / "leaderboards").exists()
-
